@@ -1,0 +1,42 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+
+from console.api import tickets as api_tickets
+from console.views import approvals, audit, home, runs
+
+approval_patterns = (
+    [
+        path("", approvals.inbox, name="inbox"),
+        path("<int:task_id>/", approvals.task_detail, name="task"),
+        path("<int:task_id>/decide/", approvals.task_decide, name="decide"),
+    ],
+    "approvals",
+)
+run_patterns = (
+    [
+        path("", runs.run_list, name="list"),
+        path("<int:run_id>/", runs.run_detail, name="detail"),
+    ],
+    "runs",
+)
+api_patterns = (
+    [
+        path("tickets", api_tickets.TicketCreateView.as_view(), name="tickets"),
+        path("runs/<int:run_id>", api_tickets.RunStatusView.as_view(), name="run"),
+        path("schema", SpectacularAPIView.as_view(), name="schema"),
+    ],
+    "api",
+)
+
+urlpatterns = [
+    path("", home.home, name="home"),
+    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("approvals/", include(approval_patterns)),
+    path("runs/", include(run_patterns)),
+    path("audit/", audit.audit_list, name="audit"),
+    path("api/v1/", include(api_patterns)),
+    path("django-admin/", admin.site.urls),
+]

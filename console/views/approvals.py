@@ -1,0 +1,126 @@
+"""The approval queue and the task page."""
+
+from django import forms
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from console.access import Capability, access_task, require
+from orchestration.engine.states import TaskStatus
+from orchestration.models import HumanTask
+from orchestration.models.taxonomy import Category, Urgency
+from orchestration.services.human import DecisionError, TaskConflict, decide_task
+
+PAGE_SIZE = 50
+
+
+class QueueFilter(forms.Form):
+    category = forms.ChoiceField(
+        choices=[("", "All categories"), *Category.choices], required=False
+    )
+    urgency = forms.ChoiceField(choices=[("", "All urgencies"), *Urgency.choices], required=False)
+
+
+class DecisionForm(forms.Form):
+    action = forms.ChoiceField(
+        choices=[("approve", "approve"), ("edit", "edit"), ("reject", "reject")]
+    )
+    final_text = forms.CharField(required=False, strip=False)
+    reason = forms.CharField(required=False, max_length=2000)
+    version = forms.IntegerField(min_value=1)
+
+
+@require_GET
+@require(Capability.VIEW_QUEUE)
+def inbox(request: HttpRequest) -> HttpResponse:
+    filters = QueueFilter(request.GET)
+    tasks = (
+        HumanTask.objects.filter(status=TaskStatus.OPEN)
+        .select_related("run__ticket")
+        .order_by("-urgency_rank", "created_at", "id")
+    )
+    if filters.is_valid():
+        if filters.cleaned_data["category"]:
+            tasks = tasks.filter(category=filters.cleaned_data["category"])
+        if filters.cleaned_data["urgency"]:
+            tasks = tasks.filter(urgency=filters.cleaned_data["urgency"])
+    page = Paginator(tasks, PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {"filters": filters, "page": page, "query": _query_without_page(request)}
+    template = "console/approvals/inbox.html"
+    if request.htmx and not request.htmx.boosted:
+        template += "#queue"
+    return render(request, template, context)
+
+
+def _query_without_page(request: HttpRequest) -> str:
+    query = request.GET.copy()
+    query.pop("page", None)
+    return query.urlencode()
+
+
+@require_GET
+@require(Capability.VIEW_QUEUE)
+def task_detail(request: HttpRequest, task_id: int) -> HttpResponse:
+    task = access_task(request.user, task_id)
+    return _render_task(request, task, DecisionForm(initial={"version": task.version}))
+
+
+def _render_task(
+    request: HttpRequest,
+    task: HumanTask,
+    form: DecisionForm,
+    status: int = 200,
+    draft: str | None = None,
+) -> HttpResponse:
+    context = {
+        "task": task,
+        "ticket": task.run.ticket,
+        "proposal": task.proposal,
+        "form": form,
+        "draft_text": task.proposal.get("draft", "") if draft is None else draft,
+        "decision": getattr(task, "decision", None) if task.status != TaskStatus.OPEN else None,
+    }
+    return render(request, "console/approvals/task.html", context, status=status)
+
+
+@require_POST
+@require(Capability.DECIDE)
+def task_decide(request: HttpRequest, task_id: int) -> HttpResponse:
+    task = access_task(request.user, task_id, to_decide=True)
+    form = DecisionForm(request.POST)
+    # Whatever happens, the operator's edited text comes back to them: nothing typed is lost.
+    typed = request.POST.get("final_text")
+    if not form.is_valid():
+        messages.error(request, "The decision form was incomplete; nothing was recorded.")
+        return _render_task(request, task, form, status=400, draft=typed)
+    data = form.cleaned_data
+    try:
+        decision = decide_task(
+            task_id=task.pk,
+            actor=request.user,
+            action=data["action"],
+            final_text=data["final_text"],
+            reason=data["reason"],
+            expected_version=data["version"],
+        )
+    except TaskConflict as conflict:
+        messages.error(request, str(conflict))
+        task.refresh_from_db()
+        return _render_task(
+            request, access_task(request.user, task_id), form, status=409, draft=typed
+        )
+    except DecisionError as error:
+        messages.error(request, str(error))
+        return _render_task(request, task, form, status=400, draft=typed)
+    messages.success(request, f"Task {task.pk}: {decision.outcome}.")
+    following = (
+        HumanTask.objects.filter(status=TaskStatus.OPEN)
+        .order_by("-urgency_rank", "created_at", "id")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if following and request.POST.get("then") == "next":
+        return redirect("approvals:task", task_id=following)
+    return redirect("approvals:inbox")

@@ -1,0 +1,50 @@
+"""Runs: the list, and one run with every step, span and decision."""
+
+from django import forms
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from console.access import Capability, access_run, require
+from orchestration.engine.states import RunStatus
+from orchestration.models import Run
+
+PAGE_SIZE = 50
+
+
+class RunFilter(forms.Form):
+    status = forms.ChoiceField(
+        choices=[("", "All statuses"), *[(s, s) for s in RunStatus]], required=False
+    )
+
+
+@require_GET
+@require(Capability.VIEW_RUNS)
+def run_list(request: HttpRequest) -> HttpResponse:
+    filters = RunFilter(request.GET)
+    runs = Run.objects.select_related("ticket", "workflow").order_by("-created_at", "-id")
+    if filters.is_valid() and filters.cleaned_data["status"]:
+        runs = runs.filter(status=filters.cleaned_data["status"])
+    page = Paginator(runs, PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "console/runs/list.html",
+        {"page": page, "filters": filters, "query": query.urlencode()},
+    )
+
+
+@require_GET
+@require(Capability.VIEW_RUNS)
+def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = access_run(request.user, run_id)
+    steps = list(run.steps.prefetch_related("spans").select_related("task__decision__actor"))
+    replies = list(run.replies.select_related("approved_by"))
+    template = "console/runs/detail.html"
+    if request.htmx and not request.htmx.boosted:
+        template += "#run-body"
+    return render(
+        request, template, {"run": run, "ticket": run.ticket, "steps": steps, "replies": replies}
+    )

@@ -1,0 +1,93 @@
+"""Agent D, decider: send the draft on its own, or ask a person.
+
+The decision reads only the classifier's output, the retrieval results and fixed rules.
+Nothing a customer writes can make it auto-send: text in the ticket is only ever matched
+against rules that send the ticket *to* a person."""
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from orchestration.agents.base import AgentContext, AgentResult
+
+AGENT = "decider"
+
+# Hard rules on the ticket text. A match always means "a person decides".
+POLICY_FLAGS: dict[str, re.Pattern[str]] = {
+    "legal_threat": re.compile(
+        r"\b(lawyer|attorney|legal action|sue you|lawsuit|court|chargeback)\b", re.I
+    ),
+    "instructions_to_agent": re.compile(
+        r"(ignore (all |any |the )?(previous|prior|above) (instructions|rules)|system prompt|"
+        r"you are now|as an ai|auto-?approve|approve (this|it) (automatically|yourself)|"
+        r"developer mode|override (your|the) (rules|policy))",
+        re.I,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Route:
+    route: str  # "auto_send" or "human"
+    reasons: tuple[str, ...]
+    threshold: float | None
+
+
+def decide_route(
+    *,
+    category: str,
+    urgency: str,
+    confidence: float,
+    article_count: int,
+    ticket_text: str,
+    config: Mapping[str, Any],
+) -> Route:
+    """Auto-send only when every rule allows it; list every rule that does not."""
+    reasons: list[str] = []
+    if category in config.get("always_human_categories", []):
+        reasons.append(f"{category} tickets always go to a person")
+    if urgency in config.get("always_human_urgencies", []):
+        reasons.append(f"{urgency} urgency always goes to a person")
+    threshold = config.get("auto_send_thresholds", {}).get(category)
+    if threshold is None:
+        if not reasons:
+            reasons.append(f"no auto-send threshold is set for {category}")
+    elif confidence < threshold:
+        reasons.append(
+            f"confidence {confidence:.2f} is below the {category} threshold {threshold:.2f}"
+        )
+    if article_count == 0:
+        reasons.append("no help article supports the draft")
+    for flag, pattern in POLICY_FLAGS.items():
+        if pattern.search(ticket_text):
+            reasons.append(f"policy flag: {flag.replace('_', ' ')}")
+    return Route("human" if reasons else "auto_send", tuple(reasons), threshold)
+
+
+def run(ctx: AgentContext) -> AgentResult:
+    triage = ctx.state.get("triage", {})
+    research = ctx.state.get("research", {})
+    route = decide_route(
+        category=triage.get("category", ""),
+        urgency=triage.get("urgency", ""),
+        confidence=float(triage.get("category_confidence", 0.0)),
+        article_count=len(research.get("articles", [])),
+        ticket_text=ctx.ticket.text,
+        config=ctx.config,
+    )
+    return AgentResult(
+        output={
+            "route": route.route,
+            "reasons": list(route.reasons),
+            "threshold": route.threshold,
+            "confidence": triage.get("category_confidence"),
+        },
+        input={
+            "category": triage.get("category"),
+            "urgency": triage.get("urgency"),
+            "confidence": triage.get("category_confidence"),
+            "articles": len(research.get("articles", [])),
+        },
+        attributes={"gen_ai.agent.name": AGENT},
+    )

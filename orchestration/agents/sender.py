@@ -1,0 +1,41 @@
+"""The send step: the approved (or auto-approved) reply goes to the outbox through the tool
+gateway, keyed so that a retried step finds the reply already written."""
+
+from orchestration.agents.base import AgentContext, AgentResult, timed_span
+from tools_registry.gateway import call_tool
+
+AGENT = "sender"
+
+
+def run(ctx: AgentContext) -> AgentResult:
+    review = ctx.state.get("review")
+    if review:
+        body = review["final_text"]
+        approved_by = review.get("decided_by_id")
+        outcome = "sent"
+    else:
+        body = ctx.state["draft"]["text"]
+        approved_by = None
+        outcome = "auto_sent"
+    spans: list = []
+    with timed_span(spans, "tool", "send_reply") as attributes:
+        result = call_tool(
+            name="send_reply",
+            agent=AGENT,
+            arguments={
+                "ticket_id": ctx.ticket.id,
+                "run_id": ctx.run_id,
+                "body": body,
+                "approved_by_id": approved_by,
+            },
+            idempotency_key=f"run:{ctx.run_id}:step:{ctx.step_sequence}:call:0",
+        )
+        attributes.update(
+            {"gen_ai.tool.name": "send_reply", "tool.replayed": not result["created"]}
+        )
+    return AgentResult(
+        output={"outcome": outcome, "reply_id": result["reply_id"]},
+        input={"chars": len(body)},
+        spans=spans,
+        attributes={"gen_ai.agent.name": AGENT},
+    )

@@ -1,0 +1,78 @@
+"""The shipped support-desk data: knowledge-base articles and labelled tickets.
+
+The tickets are split once, deterministically and stratified by category, into a training
+part (80%) and a held-out test part (20%) that no model ever trains on."""
+
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from sklearn.model_selection import train_test_split
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+TICKETS_FILE = DATA_DIR / "tickets.jsonl"
+ARTICLES_FILE = DATA_DIR / "knowledge_base.jsonl"
+SPLIT_SEED = 20261121
+TEST_SHARE = 0.2
+
+
+@dataclass(frozen=True)
+class LabelledTicket:
+    external_id: str
+    subject: str
+    body: str
+    category: str
+    urgency: str
+    customer_name: str
+    customer_email: str
+    resolution: str
+
+    @property
+    def text(self) -> str:
+        return f"{self.subject}\n{self.body}"
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+@cache
+def labelled_tickets() -> tuple[LabelledTicket, ...]:
+    return tuple(
+        LabelledTicket(
+            external_id=row["external_id"],
+            subject=row["subject"],
+            body=row["body"],
+            category=row["category"],
+            urgency=row["urgency"],
+            customer_name=row.get("customer_name", ""),
+            customer_email=row["customer_email"],
+            resolution=row.get("resolution", ""),
+        )
+        for row in read_jsonl(TICKETS_FILE)
+    )
+
+
+@cache
+def split() -> tuple[tuple[LabelledTicket, ...], tuple[LabelledTicket, ...]]:
+    """(train, test), the same on every machine."""
+    tickets = list(labelled_tickets())
+    train, test = train_test_split(
+        tickets,
+        test_size=TEST_SHARE,
+        random_state=SPLIT_SEED,
+        stratify=[t.category for t in tickets],
+    )
+    return tuple(train), tuple(test)
+
+
+def dataset_fingerprint() -> str:
+    return hashlib.sha256(TICKETS_FILE.read_bytes()).hexdigest()[:16]
+
+
+def articles() -> list[dict[str, Any]]:
+    return read_jsonl(ARTICLES_FILE)

@@ -1,0 +1,1 @@
+"""The engine core: pure Python, no Django, Celery or Channels (a test checks this)."""

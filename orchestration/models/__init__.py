@@ -1,0 +1,22 @@
+from orchestration.models.audit import AuditChainHead, AuditEvent
+from orchestration.models.human import Decision, HumanTask
+from orchestration.models.learning import PolicyVersion
+from orchestration.models.runs import Run, Step
+from orchestration.models.support import KnowledgeArticle, Reply, Ticket
+from orchestration.models.tracing import Span
+from orchestration.models.workflows import Workflow
+
+__all__ = [
+    "AuditChainHead",
+    "AuditEvent",
+    "Decision",
+    "HumanTask",
+    "KnowledgeArticle",
+    "PolicyVersion",
+    "Reply",
+    "Run",
+    "Span",
+    "Step",
+    "Ticket",
+    "Workflow",
+]

@@ -1,0 +1,64 @@
+from django.conf import settings
+from django.db import models
+
+from orchestration.engine.states import DecisionOutcome, TaskKind, TaskStatus
+from orchestration.models.taxonomy import Category, Urgency
+
+
+class HumanTask(models.Model):
+    """A request for a person to decide: approve, edit or reject what the agents propose.
+
+    ``version`` rises with every change so that a form posted against an older version is
+    refused instead of overwriting a decision the operator never saw."""
+
+    run = models.ForeignKey("orchestration.Run", on_delete=models.CASCADE, related_name="tasks")
+    step = models.OneToOneField("orchestration.Step", on_delete=models.CASCADE, related_name="task")
+    kind = models.CharField(max_length=16, choices=[(k, k) for k in TaskKind])
+    status = models.CharField(
+        max_length=16, choices=[(s, s) for s in TaskStatus], default=TaskStatus.OPEN
+    )
+    # What the agents propose: the draft, the classification and the evidence behind it.
+    proposal = models.JSONField()
+    # Copied out of the proposal so that the queue can sort and filter in the database.
+    category = models.CharField(max_length=32, choices=Category.choices)
+    urgency = models.CharField(max_length=16, choices=Urgency.choices)
+    urgency_rank = models.PositiveSmallIntegerField()
+    confidence = models.FloatField()
+    reason = models.CharField(max_length=300, blank=True)
+    claimed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    claim_expires_at = models.DateTimeField(null=True, blank=True)
+    due_at = models.DateTimeField(null=True, blank=True)
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # The approval queue: open tasks, most urgent first, oldest first within urgency.
+            models.Index(
+                fields=["-urgency_rank", "created_at"],
+                name="task_open_queue",
+                condition=models.Q(status=TaskStatus.OPEN),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"task {self.pk} ({self.kind}, {self.status})"
+
+
+class Decision(models.Model):
+    """What a person decided on a task. The actor always comes from the session."""
+
+    task = models.OneToOneField(HumanTask, on_delete=models.CASCADE, related_name="decision")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    outcome = models.CharField(max_length=16, choices=[(o, o) for o in DecisionOutcome])
+    final_text = models.TextField(blank=True)
+    # A line diff between the proposal and the final text: [{"op": "equal"|"insert"|...}].
+    diff = models.JSONField(default=list)
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.outcome} by {self.actor_id}"

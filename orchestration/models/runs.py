@@ -1,0 +1,94 @@
+from django.db import models
+
+from orchestration.engine.states import RunStatus, StepStatus
+from orchestration.engine.workflow import NodeKind
+
+
+class Run(models.Model):
+    """One pass of a ticket through a workflow version."""
+
+    workflow = models.ForeignKey("orchestration.Workflow", on_delete=models.PROTECT)
+    ticket = models.ForeignKey(
+        "orchestration.Ticket", on_delete=models.PROTECT, related_name="runs"
+    )
+    status = models.CharField(
+        max_length=16, choices=[(s, s) for s in RunStatus], default=RunStatus.QUEUED
+    )
+    # What the run came to: "auto_sent", "sent" (after a person approved) or "rejected".
+    outcome = models.CharField(max_length=16, blank=True)
+    # Each finished node's output, by node name: what later nodes read.
+    state = models.JSONField(default=dict)
+    step_count = models.PositiveIntegerField(default=0)
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    cost = models.DecimalField(max_digits=10, decimal_places=6, default=0)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # The runs screen lists the newest runs, optionally of one status.
+            models.Index(fields=["status", "-created_at"], name="run_status_created"),
+            models.Index(fields=["-created_at"], name="run_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.pk}"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
+
+    @property
+    def duration_ms(self) -> int | None:
+        if self.started_at and self.finished_at:
+            return int((self.finished_at - self.started_at).total_seconds() * 1000)
+        return None
+
+
+class Step(models.Model):
+    """One node's execution within a run. A worker owns a step only after claiming it with a
+    conditional update from ``pending``; a second delivery of the same message finds it claimed."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
+    sequence = models.PositiveIntegerField()
+    node = models.CharField(max_length=63)
+    kind = models.CharField(max_length=8, choices=[(k, k) for k in NodeKind])
+    agent = models.CharField(max_length=63, blank=True)
+    status = models.CharField(
+        max_length=16, choices=[(s, s) for s in StepStatus], default=StepStatus.PENDING
+    )
+    attempt = models.PositiveSmallIntegerField(default=0)
+    input = models.JSONField(default=dict)
+    output = models.JSONField(null=True, blank=True)
+    error_kind = models.CharField(max_length=32, blank=True)
+    error_message = models.TextField(blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    queued_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "sequence"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "sequence"], name="step_run_sequence"),
+        ]
+        indexes = [
+            # The sweeper looks for running steps whose lease has expired.
+            models.Index(
+                fields=["lease_expires_at"],
+                name="step_running_lease",
+                condition=models.Q(status=StepStatus.RUNNING),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"step {self.sequence} ({self.node}) of run {self.run_id}"
+
+    @property
+    def duration_ms(self) -> int | None:
+        if self.started_at and self.finished_at:
+            return int((self.finished_at - self.started_at).total_seconds() * 1000)
+        return None

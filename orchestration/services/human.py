@@ -1,0 +1,211 @@
+"""Human tasks: open one when a run needs a person, and record what the person decided."""
+
+import difflib
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from orchestration.engine.planner import next_node
+from orchestration.engine.states import (
+    DecisionOutcome,
+    RunStatus,
+    StepStatus,
+    TaskKind,
+    TaskStatus,
+    check_run_transition,
+)
+from orchestration.models import Decision, HumanTask, Run, Span, Step
+from orchestration.models.taxonomy import URGENCY_RANK, Urgency
+from orchestration.services import live
+from orchestration.services.audit import record_event
+from orchestration.services.runs import advance_run
+
+MAX_REPLY_CHARS = 20000
+
+
+class DecisionError(Exception):
+    """A decision that cannot be recorded; the message is meant for the operator."""
+
+
+class TaskConflict(DecisionError):
+    """Someone else decided first, or the task changed since the form was opened."""
+
+
+def open_review_task(*, step: Step) -> HumanTask | None:
+    """Park a claimed human step: open an approval task showing what the agents propose and
+    put the run in ``waiting_human`` until someone decides."""
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=step.run_id)
+        parked = Step.objects.filter(
+            pk=step.pk, status=StepStatus.RUNNING, attempt=step.attempt
+        ).update(status=StepStatus.WAITING_HUMAN, lease_expires_at=None)
+        if not parked or run.is_final:
+            return None
+        state = run.state
+        triage = state.get("triage", {})
+        urgency = triage.get("urgency", Urgency.NORMAL)
+        proposal = {
+            "draft": state.get("draft", {}).get("text", ""),
+            "citations": state.get("draft", {}).get("citations", []),
+            "category": triage.get("category", ""),
+            "urgency": urgency,
+            "category_confidence": triage.get("category_confidence", 0.0),
+            "urgency_confidence": triage.get("urgency_confidence", 0.0),
+            "alternatives": triage.get("alternatives", []),
+            "articles": state.get("research", {}).get("articles", []),
+            "similar_tickets": state.get("research", {}).get("similar_tickets", []),
+            "reasons": state.get("decide", {}).get("reasons", []),
+        }
+        task = HumanTask.objects.create(
+            run=run,
+            step=step,
+            kind=TaskKind.APPROVAL,
+            proposal=proposal,
+            category=proposal["category"],
+            urgency=urgency,
+            urgency_rank=URGENCY_RANK.get(urgency, 1),
+            confidence=float(proposal["category_confidence"]),
+            reason="; ".join(proposal["reasons"])[:300],
+        )
+        check_run_transition(RunStatus(run.status), RunStatus.WAITING_HUMAN)
+        run.status = RunStatus.WAITING_HUMAN
+        if run.started_at is None:
+            run.started_at = step.started_at
+        run.save(update_fields=["status", "started_at"])
+        record_event(
+            action="task.opened",
+            actor_label="agent:decider",
+            object_type="task",
+            object_id=task.pk,
+            after={"run": run.pk, "category": task.category, "urgency": task.urgency},
+        )
+        live.publish_on_commit(live.QUEUE_GROUP, "queue.changed", task_id=task.pk)
+        live.publish_on_commit(live.run_group(run.pk), "run.changed", run_id=run.pk)
+    return task
+
+
+def line_diff(before: str, after: str) -> list[dict[str, Any]]:
+    """A line-level diff as data: [{"op": "equal"|"delete"|"insert", "text": line}, ...]."""
+    rows: list[dict[str, Any]] = []
+    a, b = before.splitlines(), after.splitlines()
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
+        if op == "equal":
+            rows.extend({"op": "equal", "text": line} for line in a[i1:i2])
+            continue
+        rows.extend({"op": "delete", "text": line} for line in a[i1:i2])
+        rows.extend({"op": "insert", "text": line} for line in b[j1:j2])
+    return rows
+
+
+def _same_text(a: str, b: str) -> bool:
+    return a.replace("\r\n", "\n").strip() == b.replace("\r\n", "\n").strip()
+
+
+def decide_task(
+    *,
+    task_id: int,
+    actor: AbstractBaseUser,
+    action: str,
+    final_text: str = "",
+    reason: str = "",
+    expected_version: int | None = None,
+) -> Decision:
+    """Record a person's decision on an open task and resume its run.
+
+    ``action`` is "approve" (send the draft as proposed), "edit" (send ``final_text``) or
+    "reject" (send nothing; a reason is required). Exactly one decision is ever recorded per
+    task: the task row is locked, and a task that is no longer open, or whose version moved
+    since the operator loaded it, is refused with a TaskConflict."""
+    if action not in ("approve", "edit", "reject"):
+        raise DecisionError(f"unknown action {action!r}")
+    final_text = final_text.replace("\r\n", "\n")
+    reason = reason.strip()
+    if action == "reject" and not reason:
+        raise DecisionError("A rejection needs a reason.")
+    if action == "edit" and not final_text.strip():
+        raise DecisionError("The edited reply is empty.")
+    if len(final_text) > MAX_REPLY_CHARS:
+        raise DecisionError(f"The reply is longer than {MAX_REPLY_CHARS} characters.")
+    now = timezone.now()
+    with transaction.atomic():
+        try:
+            task = HumanTask.objects.select_for_update().get(pk=task_id)
+        except HumanTask.DoesNotExist:
+            raise DecisionError("This task does not exist.") from None
+        if task.status != TaskStatus.OPEN:
+            raise TaskConflict(_already_decided_message(task))
+        if expected_version is not None and expected_version != task.version:
+            raise TaskConflict("This task changed since you opened it; reload to see it.")
+        draft = task.proposal.get("draft", "")
+        if action == "reject":
+            outcome, text = DecisionOutcome.REJECTED, ""
+        elif action == "edit" and not _same_text(final_text, draft):
+            outcome, text = DecisionOutcome.EDITED, final_text.strip()
+        else:
+            outcome, text = DecisionOutcome.APPROVED, draft
+        decision = Decision.objects.create(
+            task=task,
+            actor=actor,
+            outcome=outcome,
+            final_text=text,
+            diff=line_diff(draft, text) if outcome == DecisionOutcome.EDITED else [],
+            reason=reason,
+        )
+        HumanTask.objects.filter(pk=task.pk).update(
+            status=TaskStatus.DECIDED, version=task.version + 1, decided_at=now
+        )
+        output = {
+            "approved": outcome != DecisionOutcome.REJECTED,
+            "decision": str(outcome),
+            "final_text": text,
+            "decided_by": actor.get_username(),
+            "decided_by_id": actor.pk,
+            "reason": reason,
+        }
+        if outcome == DecisionOutcome.REJECTED:
+            output["outcome"] = "rejected"
+        step = Step.objects.select_related("run__workflow").get(pk=task.step_id)
+        Step.objects.filter(pk=step.pk).update(
+            status=StepStatus.SUCCEEDED, output=output, finished_at=now
+        )
+        Span.objects.create(
+            run_id=task.run_id,
+            step=step,
+            kind=Span.Kind.HUMAN,
+            name=f"human decision: {outcome}",
+            attributes={"decision.outcome": str(outcome), "decision.actor": actor.get_username()},
+            started_at=task.created_at,
+            duration_ms=(now - task.created_at).total_seconds() * 1000,
+        )
+        run = Run.objects.select_for_update().get(pk=task.run_id)
+        run.workflow = step.run.workflow
+        following = next_node(run.workflow.parsed, step.node, output)
+        advance_run(run=run, step=step, output=output, following=following, now=now)
+        record_event(
+            action="task.decided",
+            actor=actor,
+            object_type="task",
+            object_id=task.pk,
+            before={"status": TaskStatus.OPEN, "draft_chars": len(draft)},
+            after={
+                "status": TaskStatus.DECIDED,
+                "outcome": str(outcome),
+                "run": run.pk,
+                "reason": reason,
+            },
+        )
+        live.publish_on_commit(live.QUEUE_GROUP, "queue.changed", task_id=task.pk)
+    return decision
+
+
+def _already_decided_message(task: HumanTask) -> str:
+    decision = Decision.objects.filter(task=task).select_related("actor").first()
+    if decision is None:
+        return f"This task is already {task.status}."
+    when = timezone.localtime(decision.created_at).strftime("%H:%M:%S")
+    return (
+        f"{decision.actor.get_username()} already {decision.outcome} this task at {when}; "
+        "your decision was not recorded."
+    )

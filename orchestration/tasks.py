@@ -1,0 +1,19 @@
+"""Celery tasks: each takes ids, calls one service, and is safe to run twice."""
+
+from celery import shared_task
+from django.db import InterfaceError, OperationalError
+
+from orchestration.services import runs
+
+
+@shared_task(
+    name="orchestration.execute_step",
+    acks_late=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=True,
+    retry_backoff_max=60,
+    retry_jitter=True,
+    max_retries=8,
+)
+def execute_step_task(step_id: int) -> None:
+    runs.execute_step(step_id=step_id)
