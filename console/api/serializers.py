@@ -8,8 +8,8 @@ from orchestration.models.taxonomy import Category, Urgency
 from orchestration.services.tickets import NewTicket
 
 
-class StrictCharField(serializers.CharField):
-    """A string, and only a string: 42 or true is a type error, not a subject."""
+class StrictString(serializers.Field):
+    """A string, and only a string: 42 or true is a type error, not a subject or an email."""
 
     default_error_messages = {"type": "Must be a string, not {kind}."}
 
@@ -20,15 +20,27 @@ class StrictCharField(serializers.CharField):
         return value
 
 
+class StrictCharField(StrictString, serializers.CharField):
+    pass
+
+
+class StrictEmailField(StrictString, serializers.EmailField):
+    pass
+
+
+class StrictChoiceField(StrictString, serializers.ChoiceField):
+    pass
+
+
 class TicketInput(serializers.Serializer):
     subject = StrictCharField(max_length=200)
     body = StrictCharField(max_length=20000)
-    customer_email = serializers.EmailField(max_length=254)
+    customer_email = StrictEmailField(max_length=254)
     customer_name = StrictCharField(max_length=200, required=False, allow_blank=True, default="")
     external_id = StrictCharField(max_length=100, required=False, allow_null=True, default=None)
     channel = StrictCharField(max_length=32, required=False, default="api")
-    category = serializers.ChoiceField(choices=Category.choices, required=False)
-    urgency = serializers.ChoiceField(choices=Urgency.choices, required=False)
+    category = StrictChoiceField(choices=Category.choices, required=False)
+    urgency = StrictChoiceField(choices=Urgency.choices, required=False)
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, dict):

@@ -35,7 +35,9 @@ class Command(BaseCommand):
     def handle(self, *args: object, **options: object) -> None:
         path: Path = options["file"]  # type: ignore[assignment]
         try:
-            raw_lines = path.read_text(encoding="utf-8").splitlines()
+            # Only "\n" ends a line: JSON allows U+2028 and the like unescaped in a string,
+            # and str.splitlines() would break the line there. A leading BOM is dropped.
+            raw_lines = path.read_text(encoding="utf-8-sig").split("\n")
         except (OSError, UnicodeDecodeError) as exc:
             raise CommandError(f"cannot read {path}: {exc}") from exc
         problems: list[str] = []

@@ -1,0 +1,145 @@
+"""Shared fixtures: the people who use the console, and a support desk ready to run.
+
+Personas: alice is an operator, bob an admin, carol an auditor, dave has no role, and
+ivan is an integration account that submits tickets through the API."""
+
+import os
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.db.backends.signals import connection_created
+from django.dispatch import receiver
+from django.test import Client
+from rest_framework.authtoken.models import Token
+
+from console import celery_app
+from orchestration import dataset
+from orchestration.agents.triage_model import TriageModel
+from orchestration.models import PolicyVersion
+from orchestration.services.knowledge import load_resolved_tickets, upsert_articles
+from orchestration.services.tickets import NewTicket, ingest_tickets
+
+
+@receiver(connection_created)
+def _allow_wiping_audit_trail(sender, connection, **kwargs):
+    # Between transactional tests the database is emptied with TRUNCATE, which the audit
+    # trail refuses unless the session says so.
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET switchboard.wipe_audit_trail = 'on'")
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """Each test session gets its own scratch database, so two sessions on one machine
+    (a developer's and CI's, say) never drop each other's."""
+    from django.conf import settings
+
+    for alias in settings.DATABASES.values():
+        alias.setdefault("TEST", {})
+        base = alias["TEST"].get("NAME") or f"test_{alias['NAME']}"
+        alias["TEST"]["NAME"] = f"{base}_{os.getpid()}"
+
+
+@pytest.fixture(autouse=True)
+def tasks_in_process(request):
+    """Unit and service tests run Celery tasks in-process; integration tests use a worker."""
+    eager = request.node.get_closest_marker("integration") is None
+    previous = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = eager
+    yield
+    celery_app.conf.task_always_eager = previous
+
+
+def _person(username: str, role: str | None) -> User:
+    user = User.objects.create_user(username=username, password=f"{username}-password")
+    if role:
+        # get_or_create: a transactional test before this one may have flushed the groups.
+        user.groups.add(Group.objects.get_or_create(name=role)[0])
+    return user
+
+
+@pytest.fixture
+def alice(db):
+    return _person("alice", "operator")
+
+
+@pytest.fixture
+def bob(db):
+    return _person("bob", "admin")
+
+
+@pytest.fixture
+def carol(db):
+    return _person("carol", "auditor")
+
+
+@pytest.fixture
+def dave(db):
+    return _person("dave", None)
+
+
+@pytest.fixture
+def ivan(db):
+    return _person("ivan", "integration")
+
+
+@pytest.fixture
+def ivan_token(ivan):
+    return Token.objects.create(user=ivan).key
+
+
+def client_for(user: User, **kwargs) -> Client:
+    client = Client(**kwargs)
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture(scope="session")
+def triage_artifact() -> bytes:
+    """The triage classifier trained once per test session on the shipped training split."""
+    train, _ = dataset.split()
+    model = TriageModel.train(
+        [t.text for t in train], [t.category for t in train], [t.urgency for t in train]
+    )
+    return model.dumps()
+
+
+@pytest.fixture
+def support_desk(db, triage_artifact):
+    """Articles, resolved history and an active triage model: what `setup_demo` provides."""
+    import hashlib
+
+    upsert_articles(rows=dataset.articles())
+    train, _ = dataset.split()
+    load_resolved_tickets(tickets=train)
+    PolicyVersion.objects.create(
+        agent="triage",
+        version=1,
+        artifact=triage_artifact,
+        artifact_sha256=hashlib.sha256(triage_artifact).hexdigest(),
+        status=PolicyVersion.Status.ACTIVE,
+    )
+
+
+def new_ticket(**overrides) -> NewTicket:
+    fields = {
+        "subject": "How do I add my logo to invoices?",
+        "body": "Hi, I'd like my company logo on the invoices I send. Where do I upload it? Thanks, Mia",
+        "customer_email": "mia@example.com",
+        "customer_name": "Mia Jensen",
+    }
+    fields.update(overrides)
+    return NewTicket(**fields)
+
+
+@pytest.fixture
+def run_ticket(support_desk, django_capture_on_commit_callbacks):
+    """Ingest one ticket and run its workflow in-process until it finishes or waits."""
+
+    def run(**overrides):
+        with django_capture_on_commit_callbacks(execute=True):
+            (ticket,) = ingest_tickets(tickets=[new_ticket(**overrides)], actor_label="test")
+        return ticket.runs.get()
+
+    return run

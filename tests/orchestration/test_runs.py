@@ -1,0 +1,112 @@
+"""Runs through the whole support desk, in-process, on the real database."""
+
+import pytest
+
+from orchestration.engine.states import RunStatus, StepStatus, TaskStatus
+from orchestration.models import HumanTask, Reply, Span, Step, Workflow
+from orchestration.services.runs import execute_step, start_run
+from orchestration.services.workflows import ensure_workflow_version, support_desk_version
+from orchestration.workflows import support_desk as support_desk_workflow
+
+HOW_TO = {
+    "subject": "how do i put my logo on invoices",
+    "body": "Hello! Where can I upload our company logo so it shows on the invoice PDF? "
+    "Also can I change the invoice template colours? Thanks a lot, Mia",
+}
+SECURITY = {
+    "subject": "Someone logged into our account from Brazil",
+    "body": "We got a new sign-in alert from Sao Paulo at 3am. Nobody here was awake. "
+    "Our bank details may have been changed. Please lock the account now!",
+}
+
+
+def test_a_clear_how_to_question_is_answered_without_a_person(run_ticket):
+    run = run_ticket(**HOW_TO)
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED
+    assert run.outcome == "auto_sent"
+    assert [s.node for s in run.steps.all()] == ["triage", "research", "draft", "decide", "send"]
+    reply = Reply.objects.get(run=run)
+    assert reply.body.startswith("Hi Mia,")
+    assert reply.approved_by is None
+    assert run.state["draft"]["citations"], "the draft cites the article it used"
+
+
+def test_a_security_incident_waits_for_a_person(run_ticket):
+    run = run_ticket(**SECURITY)
+    run.refresh_from_db()
+    assert run.status == RunStatus.WAITING_HUMAN
+    task = HumanTask.objects.get(run=run)
+    assert task.status == TaskStatus.OPEN
+    assert task.category == "security"
+    assert "security tickets always go to a person" in task.proposal["reasons"]
+    assert task.proposal["draft"]
+    assert not Reply.objects.filter(run=run).exists()
+    review = run.steps.get(node="review")
+    assert review.status == StepStatus.WAITING_HUMAN
+
+
+def test_every_agent_step_leaves_a_span_with_gen_ai_attributes(run_ticket):
+    run = run_ticket(**HOW_TO)
+    agent_spans = Span.objects.filter(run=run, kind=Span.Kind.AGENT)
+    assert agent_spans.count() == 5
+    model_span = Span.objects.get(run=run, kind=Span.Kind.MODEL, step__node="draft")
+    assert model_span.attributes["gen_ai.operation.name"] == "chat"
+    assert model_span.attributes["gen_ai.usage.output_tokens"] > 0
+    assert model_span.parent.kind == Span.Kind.AGENT
+
+
+def test_a_step_delivered_twice_does_its_work_once(support_desk, django_capture_on_commit_callbacks):
+    from orchestration.models import Ticket
+
+    ticket = Ticket.objects.create(customer_email="x@example.com", **HOW_TO)
+    with django_capture_on_commit_callbacks(execute=False):
+        run = start_run(ticket=ticket)
+    first = run.steps.get(sequence=1)
+    with django_capture_on_commit_callbacks(execute=False):
+        execute_step(step_id=first.pk)
+        execute_step(step_id=first.pk)  # the redelivered message
+    first.refresh_from_db()
+    assert first.status == StepStatus.SUCCEEDED
+    assert first.attempt == 1
+    assert Span.objects.filter(step=first, kind=Span.Kind.AGENT).count() == 1
+    assert Step.objects.filter(run=run).count() == 2, "exactly one next step was queued"
+
+
+def test_a_run_keeps_the_workflow_version_it_started_on(support_desk, run_ticket):
+    first_version = support_desk_version()
+    run = run_ticket(**SECURITY)
+    changed = {**support_desk_workflow.CONFIG, "auto_send_thresholds": {"how_to": 0.99}}
+    second_version = ensure_workflow_version(definition=support_desk_workflow.DEFINITION, config=changed)
+    assert second_version.version == first_version.version + 1
+    run.refresh_from_db()
+    assert run.workflow_id == first_version.pk
+    again = ensure_workflow_version(definition=support_desk_workflow.DEFINITION, config=changed)
+    assert again.pk == second_version.pk, "an unchanged definition makes no new version"
+    assert Workflow.objects.filter(name="support_desk").count() == 2
+
+
+def test_an_agent_that_crashes_fails_the_run_with_a_readable_reason(run_ticket, monkeypatch):
+    from orchestration.agents import registry
+
+    def broken(ctx):
+        raise RuntimeError("knowledge base unavailable")
+
+    monkeypatch.setitem(registry.AGENTS, "research", broken)
+    run = run_ticket(**HOW_TO)
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED
+    assert "knowledge base unavailable" in run.error
+    assert run.steps.get(node="research").status == StepStatus.FAILED
+    assert not run.steps.filter(node="draft").exists()
+
+
+@pytest.mark.parametrize("missing", ["auto_send_thresholds"])
+def test_a_category_without_a_threshold_goes_to_a_person(run_ticket, monkeypatch, missing):
+    from orchestration.workflows import support_desk as module
+
+    monkeypatch.setattr(module, "CONFIG", {k: v for k, v in module.CONFIG.items() if k != missing})
+    run = run_ticket(**HOW_TO)
+    run.refresh_from_db()
+    assert run.status == RunStatus.WAITING_HUMAN
+    assert any("no auto-send threshold" in r for r in run.state["decide"]["reasons"])
