@@ -227,7 +227,7 @@ SPECTACULAR_SETTINGS = {
 }
 
 # Celery: tasks take ids and find their work in the database; no result backend is used.
-CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_BROKER_URL = REDIS_URL or "memory://localhost/"
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_IGNORE_RESULT = True
@@ -237,6 +237,12 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 600)}
 CELERY_TASK_DEFAULT_QUEUE = "switchboard"
+CELERY_BEAT_SCHEDULE = {
+    "requeue-expired-steps": {
+        "task": "orchestration.requeue_expired_steps",
+        "schedule": env_int("SWEEP_INTERVAL_SECONDS", 30),
+    },
+}
 
 if REDIS_URL:
     CHANNEL_LAYERS = {

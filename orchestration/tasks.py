@@ -17,3 +17,8 @@ from orchestration.services import runs
 )
 def execute_step_task(step_id: int) -> None:
     runs.execute_step(step_id=step_id)
+
+
+@shared_task(name="orchestration.requeue_expired_steps", acks_late=True)
+def requeue_expired_steps_task() -> int:
+    return runs.requeue_expired_steps()

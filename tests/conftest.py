@@ -125,7 +125,8 @@ def support_desk(db, triage_artifact):
 def new_ticket(**overrides) -> NewTicket:
     fields = {
         "subject": "How do I add my logo to invoices?",
-        "body": "Hi, I'd like my company logo on the invoices I send. Where do I upload it? Thanks, Mia",
+        "body": "Hi, I'd like my company logo on the invoices I send. "
+        "Where do I upload it? Thanks, Mia",
         "customer_email": "mia@example.com",
         "customer_name": "Mia Jensen",
     }

@@ -243,3 +243,32 @@ def fail_step(*, step: Step, error_kind: str, message: str) -> None:
             after={"step": step.sequence, "error_kind": error_kind, "error": message[:500]},
         )
         live.publish_on_commit(live.run_group(run.pk), "run.changed", run_id=run.pk)
+
+
+def requeue_expired_steps(*, limit: int = 500) -> int:
+    """Hand steps whose worker died back to the queue: a running step whose lease has expired
+    goes back to ``pending`` (one conditional update each, so two sweepers cannot both take
+    it) and its message is sent again. The worker that lost the lease, if it is only slow,
+    finds its claim gone when it tries to record and drops its result."""
+    now = timezone.now()
+    expired = list(
+        Step.objects.filter(status=StepStatus.RUNNING, lease_expires_at__lt=now)
+        .order_by("lease_expires_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    requeued = 0
+    for step_id in expired:
+        with transaction.atomic():
+            taken = Step.objects.filter(
+                pk=step_id, status=StepStatus.RUNNING, lease_expires_at__lt=now
+            ).update(status=StepStatus.PENDING, lease_expires_at=None)
+            if taken:
+                requeued += 1
+                record_event(
+                    action="step.requeued",
+                    object_type="step",
+                    object_id=step_id,
+                    after={"reason": "lease expired"},
+                )
+                _enqueue_on_commit(step_id)
+    return requeued

@@ -44,7 +44,7 @@ def test_a_run_refuses_these_moves(current, target):
 
 
 def test_finished_runs_go_nowhere():
-    assert FINAL_RUN_STATUSES == {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED}
+    assert {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED} == FINAL_RUN_STATUSES
 
 
 def test_a_step_is_claimed_only_from_pending():

@@ -11,7 +11,12 @@ def test_the_support_desk_definition_is_valid():
     definition = parse_definition(DEFINITION)
     assert definition.start == "triage"
     assert [n.name for n in definition.nodes] == [
-        "triage", "research", "draft", "decide", "review", "send"
+        "triage",
+        "research",
+        "draft",
+        "decide",
+        "review",
+        "send",
     ]
 
 
@@ -66,7 +71,9 @@ def test_an_unconditional_edge_before_a_conditional_one_is_refused():
 
 def test_an_unreachable_node_is_refused():
     def mutate(d):
-        d["nodes"].append({"name": "orphan", "kind": "agent", "agent": "x", "edges": [{"to": "end"}]})
+        d["nodes"].append(
+            {"name": "orphan", "kind": "agent", "agent": "x", "edges": [{"to": "end"}]}
+        )
 
     errors = _broken(mutate)
     assert any("'orphan': cannot be reached" in e for e in errors)
@@ -75,7 +82,9 @@ def test_an_unreachable_node_is_refused():
 def test_a_loop_that_can_never_end_is_refused():
     def mutate(d):
         d["nodes"][3]["edges"].insert(0, {"to": "spin", "when": {"route": "spin"}})
-        d["nodes"].append({"name": "spin", "kind": "agent", "agent": "x", "edges": [{"to": "spin"}]})
+        d["nodes"].append(
+            {"name": "spin", "kind": "agent", "agent": "x", "edges": [{"to": "spin"}]}
+        )
 
     errors = _broken(mutate)
     assert any("no path from it reaches 'end'" in e for e in errors)

@@ -41,10 +41,27 @@ def celery_worker_process(django_db_setup):
     (ROOT / "var").mkdir(exist_ok=True)
     log = open(ROOT / "var" / "test-worker.log", "w")  # noqa: SIM115  (closed at teardown)
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "console", "worker", "--concurrency", "1",
-         "--pool", "prefork", "--without-gossip", "--without-mingle", "--without-heartbeat",
-         "--loglevel", "WARNING"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "console",
+            "worker",
+            "--concurrency",
+            "1",
+            "--pool",
+            "prefork",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "--loglevel",
+            "WARNING",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     yield worker
     worker.terminate()

@@ -72,7 +72,13 @@ def test_tickets_flow_from_the_api_through_a_worker_to_an_approved_reply(
     assert Reply.objects.count() == 2, "one auto-sent, one approved; the outage still waits"
 
     actions = set(AuditEvent.objects.values_list("action", flat=True))
-    assert {"ticket.ingested", "step.completed", "task.opened", "task.decided", "reply.sent"} <= actions
+    assert {
+        "ticket.ingested",
+        "step.completed",
+        "task.opened",
+        "task.decided",
+        "reply.sent",
+    } <= actions
     assert AuditEvent.objects.get(action="task.decided").actor == alice
     assert verify_chain().intact
 
@@ -81,9 +87,10 @@ def test_tickets_flow_from_the_api_through_a_worker_to_an_approved_reply(
 
 
 def test_a_message_delivered_twice_does_no_second_work(celery_worker_process, support_desk):
-    ticket = Ticket.objects.create(customer_email="mia@example.com", **{
-        k: v for k, v in TICKETS[0].items() if k in ("subject", "body", "customer_name")
-    })
+    ticket = Ticket.objects.create(
+        customer_email="mia@example.com",
+        **{k: v for k, v in TICKETS[0].items() if k in ("subject", "body", "customer_name")},
+    )
     with transaction.atomic():
         run = start_run(ticket=ticket)
         first_step = run.steps.get(sequence=1)

@@ -25,7 +25,9 @@ def test_confident_predictions_are_usually_right(triage_artifact):
     model = TriageModel.loads(triage_artifact)
     _, test = dataset.split()
     predictions = model.predict_many([t.text for t in test])
-    confident = [(p, t) for p, t in zip(predictions, test, strict=True) if p.category_confidence >= 0.8]
+    confident = [
+        (p, t) for p, t in zip(predictions, test, strict=True) if p.category_confidence >= 0.8
+    ]
     assert len(confident) >= 20
     right = sum(p.category == t.category for p, t in confident)
     assert right / len(confident) >= 0.85
@@ -46,7 +48,9 @@ def test_a_model_from_another_scikit_learn_is_refused_with_the_fix(triage_artifa
         TriageModel.loads(triage_artifact)
 
 
-@pytest.mark.parametrize("search", [search_articles, lambda text, n: _memory_index("article").search(text, n)])
+@pytest.mark.parametrize(
+    "search", [search_articles, lambda text, n: _memory_index("article").search(text, n)]
+)
 def test_retrieval_finds_the_password_article_first(support_desk, search):
     hits = search("I forgot my password and the reset email link never arrives", 3)
     assert hits, "something relevant is found"

@@ -35,11 +35,14 @@ def test_the_database_refuses_to_change_or_delete_an_event(db):
         AuditEvent.objects.filter(sequence=2).update(action="test.forged")
     with pytest.raises((InternalError, ProgrammingError, IntegrityError)), transaction.atomic():
         AuditEvent.objects.filter(sequence=2).delete()
-    with pytest.raises((InternalError, ProgrammingError)), transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-            cursor.execute("SET LOCAL switchboard.wipe_audit_trail = 'off'")
-            cursor.execute("TRUNCATE orchestration_auditevent")
+    with (
+        pytest.raises((InternalError, ProgrammingError)),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute("SET LOCAL switchboard.wipe_audit_trail = 'off'")
+        cursor.execute("TRUNCATE orchestration_auditevent")
     assert AuditEvent.objects.count() == 3
 
 
@@ -48,7 +51,9 @@ def test_tampering_behind_the_database_s_back_is_detected(db):
     with connection.cursor() as cursor:
         # Someone with the table owner's rights switches the guard off and edits history.
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        cursor.execute("ALTER TABLE orchestration_auditevent DISABLE TRIGGER audit_event_append_only")
+        cursor.execute(
+            "ALTER TABLE orchestration_auditevent DISABLE TRIGGER audit_event_append_only"
+        )
         cursor.execute(
             "UPDATE orchestration_auditevent SET after = '{\"n\": 99}' WHERE sequence = 2"
         )
@@ -63,7 +68,9 @@ def test_a_removed_event_is_detected(db):
     three_events()
     with connection.cursor() as cursor:
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        cursor.execute("ALTER TABLE orchestration_auditevent DISABLE TRIGGER audit_event_append_only")
+        cursor.execute(
+            "ALTER TABLE orchestration_auditevent DISABLE TRIGGER audit_event_append_only"
+        )
         cursor.execute("DELETE FROM orchestration_auditevent WHERE sequence = 3")
     report = verify_chain()
     assert report.first_bad_sequence == 3

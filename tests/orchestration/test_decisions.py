@@ -137,8 +137,13 @@ def test_two_operators_deciding_at_the_same_moment_record_one_decision(
     def act(person, action):
         try:
             barrier.wait()
-            decide_task(task_id=task.pk, actor=person, action=action, reason="dup",
-                        expected_version=task.version)
+            decide_task(
+                task_id=task.pk,
+                actor=person,
+                action=action,
+                reason="dup",
+                expected_version=task.version,
+            )
             results[person.username] = "recorded"
         except TaskConflict as conflict:
             results[person.username] = str(conflict)

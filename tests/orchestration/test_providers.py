@@ -14,7 +14,9 @@ from orchestration.providers import (
 from orchestration.providers.local import LocalProvider
 from orchestration.providers.openai_compatible import OpenAICompatibleProvider
 
-RECORDED = json.loads((Path(__file__).parent.parent / "fixtures/openai_chat_completion.json").read_text())
+RECORDED = json.loads(
+    (Path(__file__).parent.parent / "fixtures/openai_chat_completion.json").read_text()
+)
 REQUEST = CompletionRequest(
     task="draft_reply",
     messages=[{"role": "system", "content": "be brief"}, {"role": "user", "content": "logo?"}],

@@ -56,7 +56,9 @@ def test_every_agent_step_leaves_a_span_with_gen_ai_attributes(run_ticket):
     assert model_span.parent.kind == Span.Kind.AGENT
 
 
-def test_a_step_delivered_twice_does_its_work_once(support_desk, django_capture_on_commit_callbacks):
+def test_a_step_delivered_twice_does_its_work_once(
+    support_desk, django_capture_on_commit_callbacks
+):
     from orchestration.models import Ticket
 
     ticket = Ticket.objects.create(customer_email="x@example.com", **HOW_TO)
@@ -77,7 +79,9 @@ def test_a_run_keeps_the_workflow_version_it_started_on(support_desk, run_ticket
     first_version = support_desk_version()
     run = run_ticket(**SECURITY)
     changed = {**support_desk_workflow.CONFIG, "auto_send_thresholds": {"how_to": 0.99}}
-    second_version = ensure_workflow_version(definition=support_desk_workflow.DEFINITION, config=changed)
+    second_version = ensure_workflow_version(
+        definition=support_desk_workflow.DEFINITION, config=changed
+    )
     assert second_version.version == first_version.version + 1
     run.refresh_from_db()
     assert run.workflow_id == first_version.pk
@@ -110,3 +114,33 @@ def test_a_category_without_a_threshold_goes_to_a_person(run_ticket, monkeypatch
     run.refresh_from_db()
     assert run.status == RunStatus.WAITING_HUMAN
     assert any("no auto-send threshold" in r for r in run.state["decide"]["reasons"])
+
+
+def test_a_step_whose_worker_died_is_handed_back_and_finished(
+    support_desk, django_capture_on_commit_callbacks
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from orchestration.models import Ticket
+    from orchestration.services.runs import requeue_expired_steps
+
+    ticket = Ticket.objects.create(customer_email="x@example.com", **HOW_TO)
+    with django_capture_on_commit_callbacks(execute=False):
+        run = start_run(ticket=ticket)
+    first = run.steps.get(sequence=1)
+    # A worker claimed the step, then died: the step is running with a lease in the past.
+    Step.objects.filter(pk=first.pk).update(
+        status=StepStatus.RUNNING, attempt=1, lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        assert requeue_expired_steps() == 1
+    run.refresh_from_db()
+    first.refresh_from_db()
+    assert first.status == StepStatus.SUCCEEDED
+    assert first.attempt == 2
+    assert run.status == RunStatus.SUCCEEDED
+    assert Reply.objects.filter(run=run).count() == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        assert requeue_expired_steps() == 0, "nothing is left to sweep"
