@@ -105,7 +105,7 @@ def parse_definition(data: Mapping[str, Any]) -> WorkflowDefinition:
             errors.append(f"{where}: must be an object")
             continue
         try:
-            kind = NodeKind(raw.get("kind"))
+            kind = NodeKind(str(raw.get("kind")))
         except ValueError:
             errors.append(f"{where}.kind: must be one of {', '.join(NodeKind)}")
             continue

@@ -133,7 +133,14 @@ def test_each_persona_meets_what_the_role_matrix_says(
 def test_the_matrix_covers_every_console_screen():
     # A screen added to the console without a row here would go unchecked.
     assert set(MATRIX) == {
-        "home", "queue", "task", "decide", "runs", "run", "audit", "django-admin",
+        "home",
+        "queue",
+        "task",
+        "decide",
+        "runs",
+        "run",
+        "audit",
+        "django-admin",
     }
 
 

@@ -145,6 +145,16 @@ def test_a_line_separator_inside_a_text_does_not_split_the_line(jsonl, import_fi
     assert Ticket.objects.get(customer_email="customer1@example.com").body == body
 
 
+def test_a_line_separator_inside_a_text_does_not_shift_the_line_numbers(jsonl, import_file):
+    path = jsonl(ticket_line(1, body="One.\u2028Two."), ticket_line(2, urgency="soon"))
+
+    message = refusal(import_file, path)
+
+    assert "line 2: urgency:" in message
+    assert "line 1" not in message and "line 3" not in message
+    assert written() == NOTHING
+
+
 # --- Refusing a file -----------------------------------------------------------------------
 
 
@@ -243,8 +253,8 @@ def test_a_directory_is_refused(tmp_path, import_file):
 
 def test_a_file_that_is_not_utf8_is_refused(tmp_path, import_file):
     path = tmp_path / "latin1.jsonl"
-    path.write_bytes(json.dumps(ticket_line(1, customer_name="Ren\xe9")).encode("latin-1"))
-    path.write_bytes(path.read_bytes().replace(b"\\u00e9", b"\xe9"))
+    path.write_bytes(json.dumps(ticket_line(1), ensure_ascii=False).encode() + b"\n")
+    path.write_bytes(path.read_bytes().replace(b"Customer 1", b"Ren\xe9"))
 
     message = refusal(import_file, path)
 
