@@ -224,6 +224,7 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Switchboard API",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
 }
 
 # Celery: tasks take ids and find their work in the database; no result backend is used.

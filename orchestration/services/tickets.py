@@ -24,10 +24,9 @@ class NewTicket:
 
 
 class DuplicateTicket(ValueError):
-    def __init__(self, external_ids: list[str]) -> None:
-        super().__init__(
-            f"tickets with these external ids already exist: {', '.join(external_ids)}"
-        )
+    def __init__(self, external_ids: list[str], *, within_batch: bool = False) -> None:
+        where = "appear more than once in this batch" if within_batch else "already exist"
+        super().__init__(f"tickets with these external ids {where}: {', '.join(external_ids)}")
         self.external_ids = external_ids
 
 
@@ -39,7 +38,7 @@ def ingest_tickets(
     ids = [t.external_id for t in tickets if t.external_id]
     repeated = sorted({i for i in ids if ids.count(i) > 1})
     if repeated:
-        raise DuplicateTicket(repeated)
+        raise DuplicateTicket(repeated, within_batch=True)
     with transaction.atomic():
         existing = sorted(
             Ticket.objects.filter(external_id__in=ids).values_list("external_id", flat=True)

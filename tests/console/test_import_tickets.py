@@ -272,7 +272,7 @@ def test_an_external_id_repeated_within_the_file_refuses_the_whole_file(jsonl, i
     message = refusal(import_file, path)
 
     assert "nothing imported" in message
-    assert "crm-1" in message and "crm-2" not in message
+    assert "more than once in this batch: crm-1" in message and "crm-2" not in message
     assert written() == NOTHING
 
 
