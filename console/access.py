@@ -10,9 +10,9 @@ from functools import wraps
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect
 
 from orchestration.models import HumanTask, Run
 
@@ -30,6 +30,7 @@ class Capability(StrEnum):
     VIEW_RUNS = "view_runs"
     VIEW_AUDIT = "view_audit"
     INGEST = "ingest"
+    ADMINISTER = "administer"
 
 
 CAPABILITIES: dict[Role, frozenset[Capability]] = {
@@ -65,7 +66,11 @@ def require(capability: Capability) -> Callable[..., Callable[..., HttpResponse]
         @wraps(view)
         def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             if not request.user.is_authenticated:
-                return redirect(f"/login/?next={request.path}")
+                # Signing in ends with a GET of ``next``: only a page that was fetched can be
+                # returned to; a form that was posted (say, a decision) cannot be replayed.
+                if request.method in ("GET", "HEAD"):
+                    return redirect_to_login(request.get_full_path())
+                return redirect_to_login("/")
             if not can(request.user, capability):
                 raise PermissionDenied(f"your role does not allow {capability}")
             return view(request, *args, **kwargs)
@@ -99,3 +104,22 @@ def access_run(user: AbstractBaseUser | AnonymousUser, run_id: int) -> Run:
         from django.http import Http404
 
         raise Http404("no such run") from None
+
+
+class RolePermissionBackend:
+    """Lets the admin role use Django admin without per-model permissions or flags: the role
+    is the one source of truth, whoever put the user in the group. Authenticates nobody."""
+
+    def authenticate(self, request: HttpRequest | None, **credentials: Any) -> None:
+        return None
+
+    def has_perm(self, user: AbstractBaseUser, perm: str, obj: Any = None) -> bool:
+        return can(user, Capability.ADMINISTER)
+
+    def has_module_perms(self, user: AbstractBaseUser, app_label: str) -> bool:
+        return can(user, Capability.ADMINISTER)
+
+
+def admin_site_permission(request: HttpRequest) -> bool:
+    """Django admin opens for the admin role, and only for it."""
+    return can(request.user, Capability.ADMINISTER)

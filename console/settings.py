@@ -178,6 +178,11 @@ STORAGES = {
 # Serving straight from the finders keeps `make run` free of a collectstatic step.
 WHITENOISE_USE_FINDERS = True
 
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "console.access.RolePermissionBackend",
+]
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"

@@ -3,8 +3,12 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
+from console.access import admin_site_permission
 from console.api import tickets as api_tickets
 from console.views import approvals, audit, home, runs
+
+admin.site.has_permission = admin_site_permission
+admin.site.site_header = "Switchboard administration"
 
 approval_patterns = (
     [

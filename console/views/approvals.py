@@ -41,11 +41,14 @@ def inbox(request: HttpRequest) -> HttpResponse:
         .select_related("run__ticket")
         .order_by("-urgency_rank", "created_at", "id")
     )
-    if filters.is_valid():
-        if filters.cleaned_data["category"]:
-            tasks = tasks.filter(category=filters.cleaned_data["category"])
-        if filters.cleaned_data["urgency"]:
-            tasks = tasks.filter(urgency=filters.cleaned_data["urgency"])
+    # An invalid value is dropped and shown as "All"; the valid filters still apply, so the
+    # list always matches what the filter form shows.
+    filters.is_valid()
+    chosen = filters.cleaned_data
+    if chosen.get("category"):
+        tasks = tasks.filter(category=chosen["category"])
+    if chosen.get("urgency"):
+        tasks = tasks.filter(urgency=chosen["urgency"])
     page = Paginator(tasks, PAGE_SIZE).get_page(request.GET.get("page"))
     context = {"filters": filters, "page": page, "query": _query_without_page(request)}
     template = "console/approvals/inbox.html"
@@ -81,6 +84,12 @@ def _render_task(
         "form": form,
         "draft_text": task.proposal.get("draft", "") if draft is None else draft,
         "decision": getattr(task, "decision", None) if task.status != TaskStatus.OPEN else None,
+        # Someone else decided first: what this operator typed is still shown to them.
+        "unsent_text": draft
+        if task.status != TaskStatus.OPEN
+        and draft
+        and draft.replace("\r\n", "\n").strip() != task.proposal.get("draft", "").strip()
+        else None,
     }
     return render(request, "console/approvals/task.html", context, status=status)
 

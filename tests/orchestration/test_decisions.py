@@ -123,7 +123,7 @@ def test_two_operators_deciding_at_the_same_moment_record_one_decision(
     from orchestration.services.tickets import ingest_tickets
     from tests.conftest import new_ticket
 
-    operators = Group.objects.get(name="operator")
+    operators = Group.objects.get_or_create(name="operator")[0]
     people = []
     for name in ("alice", "bob"):
         person = User.objects.create_user(name)

@@ -87,10 +87,8 @@ class Command(BaseCommand):
             user, _ = User.objects.get_or_create(username=username)
             password = f"demo-{username}" if settings.EMBEDDED else secrets.token_urlsafe(12)
             user.set_password(password)
-            user.is_staff = role is Role.ADMIN
-            user.is_superuser = role is Role.ADMIN
             user.save()
-            user.groups.set([Group.objects.get(name=role.value)])
+            user.groups.set([Group.objects.get_or_create(name=role.value)[0]])
             Token.objects.get_or_create(user=user)
             rows.append((username, role.value, password))
         return rows
