@@ -275,6 +275,8 @@ if MODEL_PROVIDER == "openai" and not OPENAI_API_KEY:
 
 # How long a claimed step may run before the sweeper may hand it to another worker.
 STEP_LEASE_SECONDS = env_int("STEP_LEASE_SECONDS", 300)
+# How long a pending step's message may wait before the sweeper sends it again.
+STEP_REDISPATCH_SECONDS = env_int("STEP_REDISPATCH_SECONDS", 300)
 
 LOGGING = {
     "version": 1,

@@ -55,7 +55,7 @@ def decide_route(
             reasons.append(f"no auto-send threshold is set for {category}")
     elif confidence < threshold:
         reasons.append(
-            f"confidence {confidence:.2f} is below the {category} threshold {threshold:.2f}"
+            f"confidence {confidence:.1%} is below the {category} threshold {threshold:.0%}"
         )
     if article_count == 0:
         reasons.append("no help article supports the draft")

@@ -1,4 +1,5 @@
 from django.db import models
+from django.utils import timezone
 
 from orchestration.engine.states import RunStatus, StepStatus
 from orchestration.engine.workflow import NodeKind
@@ -66,7 +67,8 @@ class Step(models.Model):
     error_kind = models.CharField(max_length=32, blank=True)
     error_message = models.TextField(blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
-    queued_at = models.DateTimeField(auto_now_add=True)
+    # When the step's message was last sent; the sweeper re-sends one that waited too long.
+    queued_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -81,6 +83,12 @@ class Step(models.Model):
                 fields=["lease_expires_at"],
                 name="step_running_lease",
                 condition=models.Q(status=StepStatus.RUNNING),
+            ),
+            # The sweeper looks for pending steps whose message may have been lost.
+            models.Index(
+                fields=["queued_at"],
+                name="step_pending_queued",
+                condition=models.Q(status=StepStatus.PENDING),
             ),
         ]
 

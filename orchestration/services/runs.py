@@ -246,22 +246,27 @@ def fail_step(*, step: Step, error_kind: str, message: str) -> None:
 
 
 def requeue_expired_steps(*, limit: int = 500) -> int:
-    """Hand steps whose worker died back to the queue: a running step whose lease has expired
-    goes back to ``pending`` (one conditional update each, so two sweepers cannot both take
-    it) and its message is sent again. The worker that lost the lease, if it is only slow,
-    finds its claim gone when it tries to record and drops its result."""
+    """Hand stalled steps back to the queue, so that no run stays stuck.
+
+    - A running step whose lease expired (its worker died or hung) goes back to ``pending``
+      by one conditional update, so two sweepers cannot both take it, and its message is
+      sent again. If the old worker was only slow, it finds its claim gone when it records.
+    - A pending step whose message has waited longer than ``STEP_REDISPATCH_SECONDS`` is sent
+      again: the message may have been lost (a worker killed after commit but before it
+      enqueued, or a broker restarted without persistence). A duplicate is harmless, since
+      only one delivery can claim the step."""
     now = timezone.now()
+    requeued = 0
     expired = list(
         Step.objects.filter(status=StepStatus.RUNNING, lease_expires_at__lt=now)
         .order_by("lease_expires_at")
         .values_list("pk", flat=True)[:limit]
     )
-    requeued = 0
     for step_id in expired:
         with transaction.atomic():
             taken = Step.objects.filter(
                 pk=step_id, status=StepStatus.RUNNING, lease_expires_at__lt=now
-            ).update(status=StepStatus.PENDING, lease_expires_at=None)
+            ).update(status=StepStatus.PENDING, lease_expires_at=None, queued_at=now)
             if taken:
                 requeued += 1
                 record_event(
@@ -270,5 +275,18 @@ def requeue_expired_steps(*, limit: int = 500) -> int:
                     object_id=step_id,
                     after={"reason": "lease expired"},
                 )
+                _enqueue_on_commit(step_id)
+    stale = now - timedelta(seconds=settings.STEP_REDISPATCH_SECONDS)
+    forgotten = list(
+        Step.objects.filter(status=StepStatus.PENDING, queued_at__lt=stale)
+        .order_by("queued_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    for step_id in forgotten:
+        with transaction.atomic():
+            if Step.objects.filter(
+                pk=step_id, status=StepStatus.PENDING, queued_at__lt=stale
+            ).update(queued_at=now):
+                requeued += 1
                 _enqueue_on_commit(step_id)
     return requeued

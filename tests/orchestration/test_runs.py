@@ -144,3 +144,28 @@ def test_a_step_whose_worker_died_is_handed_back_and_finished(
     assert Reply.objects.filter(run=run).count() == 1
     with django_capture_on_commit_callbacks(execute=True):
         assert requeue_expired_steps() == 0, "nothing is left to sweep"
+
+
+def test_a_step_whose_message_was_lost_is_sent_again(
+    support_desk, django_capture_on_commit_callbacks, settings
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from orchestration.models import Ticket
+    from orchestration.services.runs import requeue_expired_steps
+
+    ticket = Ticket.objects.create(customer_email="x@example.com", **HOW_TO)
+    with django_capture_on_commit_callbacks(execute=False):
+        run = start_run(ticket=ticket)  # committed, but its message never reaches a worker
+    with django_capture_on_commit_callbacks(execute=True):
+        assert requeue_expired_steps() == 0, "a freshly queued step is left alone"
+    Step.objects.filter(run=run).update(
+        queued_at=timezone.now() - timedelta(seconds=settings.STEP_REDISPATCH_SECONDS + 1)
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        assert requeue_expired_steps() == 1
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED
+    assert Reply.objects.filter(run=run).count() == 1
