@@ -26,7 +26,9 @@ logger = logging.getLogger(__name__)
 def _enqueue_on_commit(step_id: int) -> None:
     from orchestration.tasks import execute_step_task  # tasks import services, not the reverse
 
-    transaction.on_commit(lambda: execute_step_task.delay(step_id))
+    # Robust: if the broker is unreachable the step stays pending in the database, and the
+    # sweeper sends its message again later; the caller's committed work must not fail.
+    transaction.on_commit(lambda: execute_step_task.delay(step_id), robust=True)
 
 
 def start_run(*, ticket: Ticket) -> Run:
