@@ -76,12 +76,15 @@ def _render_task(
     form: DecisionForm,
     status: int = 200,
     draft: str | None = None,
+    error: DecisionError | None = None,
 ) -> HttpResponse:
     context = {
         "task": task,
         "ticket": task.run.ticket,
         "proposal": task.proposal,
         "form": form,
+        "error_field": error.field if error else "",
+        "error_message": str(error) if error else "",
         "draft_text": task.proposal.get("draft", "") if draft is None else draft,
         "decision": getattr(task, "decision", None) if task.status != TaskStatus.OPEN else None,
         # Someone else decided first: what this operator typed is still shown to them.
@@ -121,8 +124,9 @@ def task_decide(request: HttpRequest, task_id: int) -> HttpResponse:
             request, access_task(request.user, task_id), form, status=409, draft=typed
         )
     except DecisionError as error:
-        messages.error(request, str(error))
-        return _render_task(request, task, form, status=400, draft=typed)
+        if not error.field:
+            messages.error(request, str(error))
+        return _render_task(request, task, form, status=400, draft=typed, error=error)
     messages.success(request, f"Task {task.pk}: {decision.outcome}.")
     following = (
         HumanTask.objects.filter(status=TaskStatus.OPEN)

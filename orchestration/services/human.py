@@ -26,7 +26,12 @@ MAX_REPLY_CHARS = 20000
 
 
 class DecisionError(Exception):
-    """A decision that cannot be recorded; the message is meant for the operator."""
+    """A decision that cannot be recorded; the message is meant for the operator, and
+    ``field`` names the form field at fault, if one is."""
+
+    def __init__(self, message: str, *, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class TaskConflict(DecisionError):
@@ -123,11 +128,13 @@ def decide_task(
     final_text = final_text.replace("\r\n", "\n")
     reason = reason.strip()
     if action == "reject" and not reason:
-        raise DecisionError("A rejection needs a reason.")
+        raise DecisionError("A rejection needs a reason.", field="reason")
     if action == "edit" and not final_text.strip():
-        raise DecisionError("The edited reply is empty.")
+        raise DecisionError("The edited reply is empty.", field="final_text")
     if len(final_text) > MAX_REPLY_CHARS:
-        raise DecisionError(f"The reply is longer than {MAX_REPLY_CHARS} characters.")
+        raise DecisionError(
+            f"The reply is longer than {MAX_REPLY_CHARS} characters.", field="final_text"
+        )
     now = timezone.now()
     with transaction.atomic():
         try:

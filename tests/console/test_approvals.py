@@ -405,7 +405,9 @@ def test_rejecting_without_a_reason_keeps_what_the_operator_typed(
     )
     assert response.status_code == 400
     page = response.content.decode()
-    assert "A rejection needs a reason." in messages_on(page)
+    # The error stands beside the reason field, which takes the focus.
+    assert '<p class="field-error" id="reason_error">A rejection needs a reason.</p>' in page
+    assert re.search(r'<textarea id="reason"[^>]*autofocus[^>]*aria-invalid="true"', page)
     assert textarea(page, "final_text").replace("\r\n", "\n") == typed.replace("\r\n", "\n")
     assert "we are on it &lt;right now&gt;." in page
     assert not Decision.objects.exists()
