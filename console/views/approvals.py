@@ -1,11 +1,17 @@
 """The approval queue and the task page."""
 
+from urllib.parse import urlencode
+
 from django import forms
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.vary import vary_on_headers
 
 from console.access import Capability, access_task, require
 from orchestration.engine.states import TaskStatus
@@ -32,42 +38,62 @@ class DecisionForm(forms.Form):
     version = forms.IntegerField(min_value=1)
 
 
-@require_GET
-@require(Capability.VIEW_QUEUE)
-def inbox(request: HttpRequest) -> HttpResponse:
-    filters = QueueFilter(request.GET)
+def open_tasks(params: QueryDict) -> tuple[QueueFilter, QuerySet[HumanTask]]:
+    """The open tasks the queue shows for these filters, most urgent and then oldest first.
+
+    An invalid value is dropped and shown as "All"; the valid filters still apply, so the list
+    always matches what the filter form shows."""
+    filters = QueueFilter(params)
+    filters.is_valid()
+    chosen = filters.cleaned_data
     tasks = (
         HumanTask.objects.filter(status=TaskStatus.OPEN)
         .select_related("run__ticket")
         .order_by("-urgency_rank", "created_at", "id")
     )
-    # An invalid value is dropped and shown as "All"; the valid filters still apply, so the
-    # list always matches what the filter form shows.
-    filters.is_valid()
-    chosen = filters.cleaned_data
     if chosen.get("category"):
         tasks = tasks.filter(category=chosen["category"])
     if chosen.get("urgency"):
         tasks = tasks.filter(urgency=chosen["urgency"])
+    return filters, tasks
+
+
+def _queue_filters(params: QueryDict) -> str:
+    """The queue's valid filters as a query string, carried from the queue to a task and back."""
+    filters, _ = open_tasks(params)
+    return urlencode({k: v for k, v in filters.cleaned_data.items() if v})
+
+
+@require_GET
+@require(Capability.VIEW_QUEUE)
+@vary_on_headers("HX-Request")
+@never_cache
+def inbox(request: HttpRequest) -> HttpResponse:
+    filters, tasks = open_tasks(request.GET)
     page = Paginator(tasks, PAGE_SIZE).get_page(request.GET.get("page"))
-    context = {"filters": filters, "page": page, "query": _query_without_page(request)}
+    context = {
+        "filters": filters,
+        "page": page,
+        "query": _queue_filters(request.GET),
+        # The live refresh re-fetches exactly this page of exactly these filters.
+        "refresh_url": request.get_full_path(),
+    }
     template = "console/approvals/inbox.html"
     if request.htmx and not request.htmx.boosted:
         template += "#queue"
     return render(request, template, context)
 
 
-def _query_without_page(request: HttpRequest) -> str:
-    query = request.GET.copy()
-    query.pop("page", None)
-    return query.urlencode()
-
-
 @require_GET
 @require(Capability.VIEW_QUEUE)
 def task_detail(request: HttpRequest, task_id: int) -> HttpResponse:
     task = access_task(request.user, task_id)
-    return _render_task(request, task, DecisionForm(initial={"version": task.version}))
+    return _render_task(
+        request,
+        task,
+        DecisionForm(initial={"version": task.version}),
+        queue=_queue_filters(request.GET),
+    )
 
 
 def _render_task(
@@ -77,12 +103,16 @@ def _render_task(
     status: int = 200,
     draft: str | None = None,
     error: DecisionError | None = None,
+    queue: str = "",
 ) -> HttpResponse:
     context = {
         "task": task,
         "ticket": task.run.ticket,
         "proposal": task.proposal,
         "form": form,
+        "queue_query": queue,
+        # Ticked unless the operator unticked it on the form they just posted.
+        "then_next": request.method != "POST" or request.POST.get("then") == "next",
         "error_field": error.field if error else "",
         "error_message": str(error) if error else "",
         "draft_text": task.proposal.get("draft", "") if draft is None else draft,
@@ -104,9 +134,10 @@ def task_decide(request: HttpRequest, task_id: int) -> HttpResponse:
     form = DecisionForm(request.POST)
     # Whatever happens, the operator's edited text comes back to them: nothing typed is lost.
     typed = request.POST.get("final_text")
+    queue = _queue_filters(QueryDict(request.POST.get("queue", "")))
     if not form.is_valid():
         messages.error(request, "The decision form was incomplete; nothing was recorded.")
-        return _render_task(request, task, form, status=400, draft=typed)
+        return _render_task(request, task, form, status=400, draft=typed, queue=queue)
     data = form.cleaned_data
     try:
         decision = decide_task(
@@ -121,19 +152,20 @@ def task_decide(request: HttpRequest, task_id: int) -> HttpResponse:
         messages.error(request, str(conflict))
         task.refresh_from_db()
         return _render_task(
-            request, access_task(request.user, task_id), form, status=409, draft=typed
+            request, access_task(request.user, task_id), form, status=409, draft=typed, queue=queue
         )
     except DecisionError as error:
         if not error.field:
             messages.error(request, str(error))
-        return _render_task(request, task, form, status=400, draft=typed, error=error)
+        return _render_task(request, task, form, status=400, draft=typed, error=error, queue=queue)
     messages.success(request, f"Task {task.pk}: {decision.outcome}.")
-    following = (
-        HumanTask.objects.filter(status=TaskStatus.OPEN)
-        .order_by("-urgency_rank", "created_at", "id")
-        .values_list("pk", flat=True)
-        .first()
-    )
-    if following and request.POST.get("then") == "next":
-        return redirect("approvals:task", task_id=following)
-    return redirect("approvals:inbox")
+    back_to_queue = reverse("approvals:inbox") + (f"?{queue}" if queue else "")
+    if request.POST.get("then") == "next":
+        _, remaining = open_tasks(QueryDict(queue))
+        following = remaining.values_list("pk", flat=True).first()
+        if following:
+            return redirect(
+                reverse("approvals:task", kwargs={"task_id": following})
+                + (f"?{queue}" if queue else "")
+            )
+    return redirect(back_to_queue)

@@ -4,7 +4,9 @@ from django import forms
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+from django.views.decorators.vary import vary_on_headers
 
 from console.access import Capability, access_run, require
 from orchestration.engine.states import RunStatus
@@ -15,7 +17,8 @@ PAGE_SIZE = 50
 
 class RunFilter(forms.Form):
     status = forms.ChoiceField(
-        choices=[("", "All statuses"), *[(s, s) for s in RunStatus]], required=False
+        choices=[("", "All statuses"), *[(s, s.replace("_", " ")) for s in RunStatus]],
+        required=False,
     )
 
 
@@ -38,6 +41,8 @@ def run_list(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @require(Capability.VIEW_RUNS)
+@vary_on_headers("HX-Request")
+@never_cache
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     run = access_run(request.user, run_id)
     steps = list(run.steps.prefetch_related("spans").select_related("task__decision__actor"))

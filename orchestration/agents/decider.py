@@ -45,17 +45,18 @@ def decide_route(
 ) -> Route:
     """Auto-send only when every rule allows it; list every rule that does not."""
     reasons: list[str] = []
+    named = category.replace("_", " ")
     if category in config.get("always_human_categories", []):
-        reasons.append(f"{category} tickets always go to a person")
+        reasons.append(f"{named} tickets always go to a person")
     if urgency in config.get("always_human_urgencies", []):
         reasons.append(f"{urgency} urgency always goes to a person")
     threshold = config.get("auto_send_thresholds", {}).get(category)
     if threshold is None:
         if not reasons:
-            reasons.append(f"no auto-send threshold is set for {category}")
+            reasons.append(f"no auto-send threshold is set for {named}")
     elif confidence < threshold:
         reasons.append(
-            f"confidence {confidence:.1%} is below the {category} threshold {threshold:.0%}"
+            f"confidence {confidence:.1%} is below the {named} threshold {threshold:.0%}"
         )
     if article_count == 0:
         reasons.append("no help article supports the draft")

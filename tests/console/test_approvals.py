@@ -163,7 +163,8 @@ def mixed_queue(open_task, run_ticket):
 
 
 def queue_links(page: str) -> list[str]:
-    return [row["links"][0] for row in table_rows(page, "queue")]
+    """The task pages the queue links to, without the filters each link carries along."""
+    return [row["links"][0].split("?")[0] for row in table_rows(page, "queue")]
 
 
 def test_the_queue_lists_open_tasks_most_urgent_first_then_longest_waiting(
@@ -211,6 +212,8 @@ def test_each_queue_row_shows_urgency_ticket_category_confidence_and_age(open_ta
 def test_the_queue_filters_by_category_and_urgency(mixed_queue, alice, query, shown):
     page = client_for(alice).get(f"/approvals/?{query}").content.decode()
     assert set(queue_links(page)) == {f"/approvals/{mixed_queue[k].pk}/" for k in shown}
+    # Each task keeps the queue's filters, so "next task" and the way back stay within them.
+    assert all(row["links"][0].endswith(f"?{query}") for row in table_rows(page, "queue"))
     if not shown:
         assert "Nothing is waiting for a person with these filters." in page
 
@@ -644,3 +647,57 @@ def test_a_typed_rejection_reason_is_not_lost_when_the_task_changed(
     )
     assert response.status_code == 409
     assert textarea(response.content.decode(), "reason") == "Duplicate of an earlier ticket <#123>"
+
+
+def test_then_next_stays_within_the_queue_filters(
+    open_task, alice, django_capture_on_commit_callbacks
+):
+    first_refund = open_task(REFUND_NORMAL, "refund", "normal")
+    open_task(SECURITY_CRITICAL, "security", "critical")  # more urgent, but filtered out
+    client = client_for(alice)
+    page = client.get(f"/approvals/{first_refund.pk}/?category=refund").content.decode()
+    assert 'name="queue" value="category=refund"' in page
+    response = post_decision(
+        client,
+        first_refund,
+        django_capture_on_commit_callbacks,
+        action="edit",
+        final_text=first_refund.proposal["draft"],
+        then="next",
+        queue="category=refund",
+    )
+    assert response["Location"] == "/approvals/?category=refund", "no refund left: the queue"
+
+
+def test_an_unticked_then_next_stays_unticked_after_an_error(
+    waiting_task, alice, django_capture_on_commit_callbacks
+):
+    response = post_decision(
+        client_for(alice), waiting_task, django_capture_on_commit_callbacks, action="reject"
+    )
+    assert response.status_code == 400
+    assert re.search(
+        r'<input type="checkbox" name="then" value="next"\s*>', response.content.decode()
+    )
+
+
+def test_the_single_send_button_approves_an_untouched_draft_and_keeps_edits(
+    waiting_task, alice, django_capture_on_commit_callbacks
+):
+    page = client_for(alice).get(f"/approvals/{waiting_task.pk}/").content.decode()
+    assert 'value="approve"' not in page, "no button sends the draft while ignoring the box"
+    assert re.search(r'<textarea id="reason"[^>]*required', page)
+    post_decision(
+        client_for(alice),
+        waiting_task,
+        django_capture_on_commit_callbacks,
+        action="edit",
+        final_text=waiting_task.proposal["draft"],
+    )
+    assert Decision.objects.get().outcome == DecisionOutcome.APPROVED
+
+
+def test_queue_pages_are_not_cached_and_vary_on_htmx(alice):
+    response = client_for(alice).get("/approvals/")
+    assert "HX-Request" in response["Vary"]
+    assert "no-store" in response["Cache-Control"]

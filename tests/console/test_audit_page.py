@@ -56,7 +56,7 @@ def test_events_are_listed_newest_first_with_actor_and_time(db, alice, carol):
     assert by_action["run.started"]["actor"] == "agent:triage"
     assert by_action["policy.changed"]["actor"] == "alice"
     for row in rows:
-        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", row["time"]), row
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", row["time"]), row
     assert by_action["run.started"]["links"] == ["/runs/42/"]
     assert '"channel": "api"' in by_action["ticket.ingested"]["details"]
 

@@ -89,7 +89,7 @@ def route(**overrides):
         ({"category": "outage"}, "outage tickets always go to a person"),
         ({"category": "refund"}, "refund tickets always go to a person"),
         ({"urgency": "critical"}, "critical urgency always goes to a person"),
-        ({"confidence": 0.5}, "below the how_to threshold"),
+        ({"confidence": 0.5}, "below the how to threshold"),
         ({"article_count": 0}, "no help article supports the draft"),
         ({"ticket_text": "My lawyer will hear about this"}, "policy flag: legal threat"),
         (
