@@ -40,6 +40,9 @@ class DecisionOutcome(StrEnum):
     REJECTED = "rejected"
     ESCALATED = "escalated"
     EXPIRED = "expired"
+    # Outcomes of an exception task (a run paused by a limit).
+    RESUMED = "resumed"
+    CANCELLED = "cancelled"
 
 
 RUN_TRANSITIONS: Mapping[RunStatus, frozenset[RunStatus]] = {
@@ -67,7 +70,10 @@ STEP_TRANSITIONS: Mapping[StepStatus, frozenset[StepStatus]] = {
             StepStatus.PENDING,
         }
     ),
-    StepStatus.WAITING_HUMAN: frozenset({StepStatus.SUCCEEDED, StepStatus.CANCELLED}),
+    # A step held back by a limit goes to the queue when a person resumes the run.
+    StepStatus.WAITING_HUMAN: frozenset(
+        {StepStatus.SUCCEEDED, StepStatus.CANCELLED, StepStatus.PENDING}
+    ),
     StepStatus.SUCCEEDED: frozenset(),
     StepStatus.FAILED: frozenset(),
     StepStatus.CANCELLED: frozenset(),

@@ -1,6 +1,7 @@
 from django.db import models
 from django.utils import timezone
 
+from orchestration.engine.limits import Limits, Usage
 from orchestration.engine.states import RunStatus, StepStatus
 from orchestration.engine.workflow import NodeKind
 
@@ -20,6 +21,10 @@ class Run(models.Model):
     # Each finished node's output, by node name: what later nodes read.
     state = models.JSONField(default=dict)
     step_count = models.PositiveIntegerField(default=0)
+    # Finished visits per node, by node name: what the loop limit counts.
+    visits = models.JSONField(default=dict)
+    # Extra budget a person granted when resuming a paused run: {"steps": n, "tokens": n, ...}.
+    extra_budget = models.JSONField(default=dict)
     input_tokens = models.PositiveIntegerField(default=0)
     output_tokens = models.PositiveIntegerField(default=0)
     cost = models.DecimalField(max_digits=10, decimal_places=6, default=0)
@@ -37,6 +42,19 @@ class Run(models.Model):
 
     def __str__(self) -> str:
         return f"run {self.pk}"
+
+    @property
+    def limits(self) -> Limits:
+        """The workflow version's limits plus whatever extra budget people granted."""
+        return Limits.from_config(self.workflow.config).raised(**self.extra_budget)
+
+    @property
+    def usage(self) -> Usage:
+        return Usage(
+            steps=self.step_count,
+            visits=self.visits,
+            tokens=self.input_tokens + self.output_tokens,
+        )
 
     @property
     def is_final(self) -> bool:

@@ -91,6 +91,26 @@ def open_review_task(*, step: Step) -> HumanTask | None:
     return task
 
 
+def open_exception_task(*, run: Run, step: Step, reason: str) -> HumanTask:
+    """Open a task asking a person to resume or cancel a run that cannot go on by itself.
+    The caller holds the run's lock and moves the run to ``waiting_human``."""
+    triage = run.state.get("triage", {})
+    urgency = triage.get("urgency", Urgency.NORMAL)
+    task = HumanTask.objects.create(
+        run=run,
+        step=step,
+        kind=TaskKind.EXCEPTION,
+        proposal={"reason": reason, "held_node": step.node},
+        category=triage.get("category", ""),
+        urgency=urgency,
+        urgency_rank=URGENCY_RANK.get(urgency, 1),
+        confidence=float(triage.get("category_confidence", 0.0)),
+        reason=reason[:300],
+    )
+    live.publish_on_commit(live.QUEUE_GROUP, "queue.changed", task_id=task.pk)
+    return task
+
+
 def line_diff(before: str, after: str) -> list[dict[str, Any]]:
     """A line-level diff as data: [{"op": "equal"|"delete"|"insert", "text": line}, ...]."""
     rows: list[dict[str, Any]] = []
@@ -141,6 +161,8 @@ def decide_task(
             task = HumanTask.objects.select_for_update().get(pk=task_id)
         except HumanTask.DoesNotExist:
             raise DecisionError("This task does not exist.") from None
+        if task.kind != TaskKind.APPROVAL:
+            raise DecisionError("This task is a paused run: resume it or cancel the run.")
         if task.status != TaskStatus.OPEN:
             raise TaskConflict(_already_decided_message(task))
         if expected_version is not None and expected_version != task.version:

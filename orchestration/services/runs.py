@@ -1,6 +1,7 @@
 """Runs and steps: start a run, execute a step, move the run on."""
 
 import logging
+import random
 import time
 from datetime import datetime, timedelta
 from typing import Any
@@ -12,6 +13,7 @@ from django.utils import timezone
 
 from orchestration.agents.base import AgentContext, AgentResult, TicketView
 from orchestration.agents.registry import get_agent
+from orchestration.engine.limits import limit_reached, retry_delay
 from orchestration.engine.planner import NoRoute, next_node
 from orchestration.engine.states import RunStatus, StepStatus, check_run_transition
 from orchestration.engine.workflow import NodeKind
@@ -21,14 +23,18 @@ from orchestration.services.audit import record_event
 from orchestration.services.workflows import support_desk_version
 
 logger = logging.getLogger(__name__)
+_jitter = random.SystemRandom()
 
 
-def _enqueue_on_commit(step_id: int) -> None:
+def _enqueue_on_commit(step_id: int, countdown: float = 0) -> None:
     from orchestration.tasks import execute_step_task  # tasks import services, not the reverse
 
     # Robust: if the broker is unreachable the step stays pending in the database, and the
     # sweeper sends its message again later; the caller's committed work must not fail.
-    transaction.on_commit(lambda: execute_step_task.delay(step_id), robust=True)
+    transaction.on_commit(
+        lambda: execute_step_task.apply_async((step_id,), countdown=countdown or None),
+        robust=True,
+    )
 
 
 def start_run(*, ticket: Ticket) -> Run:
@@ -87,12 +93,23 @@ def execute_step(*, step_id: int) -> None:
     try:
         result = get_agent(step.agent)(context)
     except Exception as exc:
-        logger.exception("agent %s failed on %s", step.agent, step)
-        fail_step(
-            step=step,
-            error_kind=getattr(exc, "kind", "permanent"),
-            message=f"{type(exc).__name__}: {exc}",
-        )
+        kind = getattr(exc, "kind", "permanent")
+        message = f"{type(exc).__name__}: {exc}"
+        limits = run.limits
+        if kind == "transient" and step.attempt < limits.max_attempts:
+            delay = retry_delay(
+                step.attempt,
+                base=limits.retry_base_seconds,
+                cap=limits.retry_cap_seconds,
+                jitter=_jitter.random(),
+            )
+            logger.warning("step %s failed (%s); retrying in %.1fs", step, message, delay)
+            retry_step(step=step, message=message, delay=delay)
+        else:
+            logger.exception("agent %s failed on %s", step.agent, step)
+            if kind == "transient":
+                message += f" (gave up after {step.attempt} attempts)"
+            fail_step(step=step, error_kind=kind, message=message)
         return
     complete_step(step=step, result=result, duration_ms=(time.perf_counter() - started) * 1000)
 
@@ -147,6 +164,7 @@ def advance_run(
     The caller holds the run's row lock and saves nothing else on the run afterwards."""
     run.state = {**run.state, step.node: output}
     run.step_count += 1
+    run.visits = {**run.visits, step.node: run.visits.get(step.node, 0) + 1}
     if following is None:
         check_run_transition(RunStatus(run.status), RunStatus.SUCCEEDED)
         run.status = RunStatus.SUCCEEDED
@@ -159,18 +177,24 @@ def advance_run(
             check_run_transition(RunStatus.WAITING_HUMAN, RunStatus.RUNNING)
             run.status = RunStatus.RUNNING
         node = run.workflow.parsed.node(following)
+        tripped = limit_reached(run.limits, run.usage, following)
         next_step = Step.objects.create(
             run=run,
             sequence=step.sequence + 1,
             node=node.name,
             kind=node.kind,
             agent=node.agent or "",
+            status=StepStatus.WAITING_HUMAN if tripped else StepStatus.PENDING,
         )
-        _enqueue_on_commit(next_step.pk)
+        if tripped:
+            _hold_for_person(run=run, step=next_step, reason=tripped)
+        else:
+            _enqueue_on_commit(next_step.pk)
     run.save(
         update_fields=[
             "state",
             "step_count",
+            "visits",
             "status",
             "outcome",
             "started_at",
@@ -180,6 +204,60 @@ def advance_run(
         ]
     )
     live.publish_on_commit(live.run_group(run.pk), "run.changed", run_id=run.pk)
+
+
+def _hold_for_person(*, run: Run, step: Step, reason: str) -> None:
+    """A limit tripped before ``step`` could run: keep the step, pause the run, and open an
+    exception task where a person resumes it with more budget or cancels it."""
+    from orchestration.services.human import open_exception_task
+
+    check_run_transition(RunStatus(run.status), RunStatus.WAITING_HUMAN)
+    run.status = RunStatus.WAITING_HUMAN
+    open_exception_task(run=run, step=step, reason=reason)
+    Span.objects.create(
+        run=run,
+        step=step,
+        kind=Span.Kind.POLICY,
+        name="limit reached",
+        attributes={"switchboard.limit.reason": reason},
+        status="error",
+        started_at=timezone.now(),
+    )
+    record_event(
+        action="run.paused",
+        object_type="run",
+        object_id=run.pk,
+        after={"before_node": step.node, "reason": reason},
+    )
+
+
+def retry_step(*, step: Step, message: str, delay: float) -> None:
+    """Put a step that failed transiently back in the queue, to run again after ``delay``."""
+    with transaction.atomic():
+        back = Step.objects.filter(
+            pk=step.pk, status=StepStatus.RUNNING, attempt=step.attempt
+        ).update(
+            status=StepStatus.PENDING,
+            error_kind="transient",
+            error_message=message[:2000],
+            lease_expires_at=None,
+            queued_at=timezone.now() + timedelta(seconds=delay),
+        )
+        if not back:
+            return
+        record_event(
+            action="step.retrying",
+            actor_label=f"agent:{step.agent}",
+            object_type="run",
+            object_id=step.run_id,
+            after={
+                "step": step.sequence,
+                "attempt": step.attempt,
+                "in_seconds": round(delay, 2),
+                "error": message[:300],
+            },
+        )
+        _enqueue_on_commit(step.pk, countdown=delay)
 
 
 def _record_spans(*, step: Step, result: AgentResult, duration_ms: float) -> None:

@@ -1,0 +1,140 @@
+"""Limits pause a run for a person; transient failures are retried; operators resume or cancel."""
+
+import pytest
+
+from orchestration.engine.states import DecisionOutcome, RunStatus, StepStatus, TaskKind, TaskStatus
+from orchestration.models import AuditEvent, HumanTask, Reply, Span
+from orchestration.providers import TransientProviderError
+from orchestration.services.controls import RunControlError, cancel_run, resume_run
+from orchestration.services.human import DecisionError, TaskConflict, decide_task
+from tests.orchestration.test_runs import HOW_TO, SECURITY
+
+
+@pytest.fixture
+def limits(monkeypatch):
+    """Give the support desk these limits (a new workflow version, as in production)."""
+    from orchestration.workflows import support_desk
+
+    def set_limits(**values):
+        monkeypatch.setattr(support_desk, "CONFIG", {**support_desk.CONFIG, "limits": values})
+
+    return set_limits
+
+
+def test_a_run_that_reaches_its_step_limit_pauses_for_a_person(run_ticket, limits):
+    limits(max_steps=2)
+    run = run_ticket(**HOW_TO)
+    run.refresh_from_db()
+    assert run.status == RunStatus.WAITING_HUMAN
+    task = HumanTask.objects.get(run=run)
+    assert task.kind == TaskKind.EXCEPTION
+    assert "taken 2 steps, its limit" in task.reason
+    held = run.steps.get(sequence=3)
+    assert (held.node, held.status) == ("draft", StepStatus.WAITING_HUMAN)
+    assert Span.objects.filter(run=run, kind=Span.Kind.POLICY, name="limit reached").exists()
+    assert AuditEvent.objects.filter(action="run.paused", object_id=str(run.pk)).exists()
+
+
+def test_resuming_with_more_budget_finishes_the_run(
+    run_ticket, limits, alice, django_capture_on_commit_callbacks
+):
+    limits(max_steps=2)
+    run = run_ticket(**HOW_TO)
+    task = HumanTask.objects.get(run=run)
+    with django_capture_on_commit_callbacks(execute=True):
+        decision = resume_run(task_id=task.pk, actor=alice, expected_version=task.version)
+    assert decision.outcome == DecisionOutcome.RESUMED
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED
+    assert run.extra_budget["steps"] == 10
+    assert Reply.objects.filter(run=run).count() == 1
+    with pytest.raises(TaskConflict):
+        resume_run(task_id=task.pk, actor=alice)
+
+
+def test_a_token_budget_pauses_the_run_before_it_spends_more(run_ticket, limits):
+    limits(max_tokens=50)
+    run = run_ticket(**HOW_TO)
+    run.refresh_from_db()
+    task = HumanTask.objects.get(run=run)
+    assert "tokens of its budget of 50" in task.reason
+    assert run.steps.get(status=StepStatus.WAITING_HUMAN).node == "decide"
+
+
+def test_a_paused_run_cannot_be_approved_like_a_draft(run_ticket, limits, alice):
+    limits(max_steps=2)
+    task = HumanTask.objects.get(run=run_ticket(**HOW_TO))
+    with pytest.raises(DecisionError, match="paused run"):
+        decide_task(task_id=task.pk, actor=alice, action="approve")
+
+
+def test_a_transient_failure_is_retried_and_the_run_goes_on(run_ticket, monkeypatch):
+    from orchestration.agents import registry, research
+
+    failures = []
+
+    def flaky(ctx):
+        if len(failures) < 2:
+            failures.append(1)
+            raise TransientProviderError("search timed out")
+        return research.run(ctx)
+
+    monkeypatch.setitem(registry.AGENTS, "research", flaky)
+    run = run_ticket(**HOW_TO)
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED
+    step = run.steps.get(node="research")
+    assert step.attempt == 3
+    assert AuditEvent.objects.filter(action="step.retrying").count() == 2
+
+
+def test_a_failure_that_stays_transient_gives_up_after_the_last_attempt(run_ticket, monkeypatch):
+    from orchestration.agents import registry
+
+    def down(ctx):
+        raise TransientProviderError("model server answered 503")
+
+    monkeypatch.setitem(registry.AGENTS, "drafter", down)
+    run = run_ticket(**HOW_TO)
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED
+    assert "gave up after 4 attempts" in run.error
+    assert run.steps.get(node="draft").attempt == 4
+
+
+def test_a_permanent_failure_is_not_retried(run_ticket, monkeypatch):
+    from orchestration.agents import registry
+    from orchestration.providers import PermanentProviderError
+
+    def refused(ctx):
+        raise PermanentProviderError("model server refused the request (401)")
+
+    monkeypatch.setitem(registry.AGENTS, "drafter", refused)
+    run = run_ticket(**HOW_TO)
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED
+    assert run.steps.get(node="draft").attempt == 1
+    assert "401" in run.error
+
+
+def test_cancelling_a_waiting_run_closes_its_task_and_sends_nothing(
+    run_ticket, alice, django_capture_on_commit_callbacks
+):
+    run = run_ticket(**SECURITY)
+    task = HumanTask.objects.get(run=run)
+    with pytest.raises(RunControlError, match="needs a reason"):
+        cancel_run(run_id=run.pk, actor=alice, reason=" ")
+    cancel_run(run_id=run.pk, actor=alice, reason="customer phoned; handled by phone")
+    run.refresh_from_db()
+    task.refresh_from_db()
+    assert (run.status, run.outcome) == (RunStatus.CANCELLED, "cancelled")
+    assert "alice" in run.error
+    assert task.status == TaskStatus.CANCELLED
+    assert run.steps.get(node="review").status == StepStatus.CANCELLED
+    with pytest.raises(TaskConflict):
+        decide_task(task_id=task.pk, actor=alice, action="approve")
+    assert not Reply.objects.filter(run=run).exists()
+    event = AuditEvent.objects.get(action="run.cancelled")
+    assert event.actor == alice
+    with pytest.raises(RunControlError, match="already cancelled"):
+        cancel_run(run_id=run.pk, actor=alice, reason="again")
