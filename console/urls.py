@@ -15,6 +15,7 @@ approval_patterns = (
         path("", approvals.inbox, name="inbox"),
         path("<int:task_id>/", approvals.task_detail, name="task"),
         path("<int:task_id>/decide/", approvals.task_decide, name="decide"),
+        path("<int:task_id>/resume/", approvals.task_resume, name="resume"),
     ],
     "approvals",
 )
@@ -22,6 +23,7 @@ run_patterns = (
     [
         path("", runs.run_list, name="list"),
         path("<int:run_id>/", runs.run_detail, name="detail"),
+        path("<int:run_id>/cancel/", runs.run_cancel, name="cancel"),
     ],
     "runs",
 )

@@ -17,6 +17,7 @@ from console.access import Capability, access_task, require
 from orchestration.engine.states import TaskStatus
 from orchestration.models import HumanTask
 from orchestration.models.taxonomy import Category, Urgency
+from orchestration.services.controls import RunControlError, resume_run
 from orchestration.services.human import DecisionError, TaskConflict, decide_task
 
 PAGE_SIZE = 50
@@ -169,3 +170,21 @@ def task_decide(request: HttpRequest, task_id: int) -> HttpResponse:
                 + (f"?{queue}" if queue else "")
             )
     return redirect(back_to_queue)
+
+
+@require_POST
+@require(Capability.DECIDE)
+def task_resume(request: HttpRequest, task_id: int) -> HttpResponse:
+    """Resume a run a limit paused, with more budget."""
+    task = access_task(request.user, task_id, to_decide=True)
+    try:
+        version = int(request.POST.get("version", ""))
+    except ValueError:
+        version = None
+    try:
+        resume_run(task_id=task.pk, actor=request.user, expected_version=version)
+    except (TaskConflict, RunControlError) as problem:
+        messages.error(request, str(problem))
+        return redirect("approvals:task", task_id=task.pk)
+    messages.success(request, f"Run {task.run_id} resumed with more budget.")
+    return redirect("runs:detail", run_id=task.run_id)

@@ -1,16 +1,18 @@
 """Runs: the list, and one run with every step, span and decision."""
 
 from django import forms
+from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from console.access import Capability, access_run, require
 from orchestration.engine.states import RunStatus
 from orchestration.models import Run
+from orchestration.services.controls import RunControlError, cancel_run
 
 PAGE_SIZE = 50
 
@@ -53,3 +55,16 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     return render(
         request, template, {"run": run, "ticket": run.ticket, "steps": steps, "replies": replies}
     )
+
+
+@require_POST
+@require(Capability.DECIDE)
+def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = access_run(request.user, run_id)
+    try:
+        cancel_run(run_id=run.pk, actor=request.user, reason=request.POST.get("reason", ""))
+    except RunControlError as problem:
+        messages.error(request, str(problem))
+    else:
+        messages.success(request, f"Run {run.pk} cancelled.")
+    return redirect("runs:detail", run_id=run.pk)

@@ -26,6 +26,8 @@ class Expect:
     decided: bool = False
     # Text the page must show.
     shows: str = ""
+    # For the cancel POST: whether the run ends up cancelled.
+    cancelled: bool = False
 
 
 SHOWN = Expect(200)
@@ -38,6 +40,9 @@ ADMIN_LOGIN = Expect(302, location="/django-admin/login/?next={path}")
 QUEUE = Expect(302, location="/approvals/")
 DECIDES = Expect(302, location="/approvals/", decided=True)
 REFUSED = Expect(403, shows="Not allowed", decided=False)
+# An approval task is not a paused run: resuming it is refused with a message, nothing changes.
+NOT_PAUSED = Expect(302, location="/approvals/{task}/")
+CANCELS = Expect(302, location="/runs/{run}/", cancelled=True)
 
 PERSONAS = ("anonymous", "alice", "bob", "carol", "dave", "ivan")
 
@@ -49,6 +54,8 @@ MATRIX: dict[str, tuple[Expect, ...]] = {
     "queue":        (LOGIN,       SHOWN,       SHOWN,   SHOWN,       DENIED,      DENIED),
     "task":         (LOGIN,       SHOWN,       SHOWN,   SHOWN,       DENIED,      DENIED),
     "decide":       (LOGIN_HOME,  DECIDES,     DECIDES, REFUSED,     REFUSED,     REFUSED),
+    "resume":       (LOGIN_HOME,  NOT_PAUSED,  NOT_PAUSED, REFUSED,  REFUSED,     REFUSED),
+    "cancel":       (LOGIN_HOME,  CANCELS,     CANCELS, REFUSED,     REFUSED,     REFUSED),
     "runs":         (LOGIN,       SHOWN,       SHOWN,   SHOWN,       DENIED,      DENIED),
     "run":          (LOGIN,       SHOWN,       SHOWN,   SHOWN,       DENIED,      DENIED),
     "audit":        (LOGIN,       DENIED,      SHOWN,   SHOWN,       DENIED,      DENIED),
@@ -57,7 +64,7 @@ MATRIX: dict[str, tuple[Expect, ...]] = {
 # fmt: on
 
 # Screens that need an open task (and its run) to exist.
-NEEDS_TASK = {"task", "decide", "run"}
+NEEDS_TASK = {"task", "decide", "resume", "cancel", "run"}
 
 
 def _path(screen: str, task: HumanTask | None) -> str:
@@ -66,6 +73,8 @@ def _path(screen: str, task: HumanTask | None) -> str:
         "queue": lambda: "/approvals/",
         "task": lambda: f"/approvals/{task.pk}/",
         "decide": lambda: f"/approvals/{task.pk}/decide/",
+        "resume": lambda: f"/approvals/{task.pk}/resume/",
+        "cancel": lambda: f"/runs/{task.run_id}/cancel/",
         "runs": lambda: "/runs/",
         "run": lambda: f"/runs/{task.run_id}/",
         "audit": lambda: "/audit/",
@@ -102,6 +111,10 @@ def test_each_persona_meets_what_the_role_matrix_says(
     if screen == "decide":
         with django_capture_on_commit_callbacks(execute=True):
             response = client.post(path, {"action": "approve", "version": task.version})
+    elif screen == "resume":
+        response = client.post(path, {"version": task.version})
+    elif screen == "cancel":
+        response = client.post(path, {"reason": "handled by phone"})
     else:
         response = client.get(path)
 
@@ -109,12 +122,18 @@ def test_each_persona_meets_what_the_role_matrix_says(
         f"{persona} on {screen} ({path}): got {response.status_code}"
     )
     if expected.location:
-        assert response["Location"] == expected.location.format(path=path)
+        assert response["Location"] == expected.location.format(
+            path=path, task=task.pk if task else "", run=task.run_id if task else ""
+        )
     if expected.shows:
         assert expected.shows in response.content.decode()
     if task is not None and expected.status != 200:
         # Nobody turned away from a task learns what the customer wrote.
         assert SECURITY["subject"] not in response.content.decode()
+    if screen in ("resume", "cancel"):
+        task.run.refresh_from_db()
+        assert (task.run.status == "cancelled") == expected.cancelled
+        assert not Reply.objects.exists()
     if screen == "decide":
         task.refresh_from_db()
         if expected.decided:
@@ -133,6 +152,8 @@ SCREEN_URL_NAMES = {
     "queue": "approvals:inbox",
     "task": "approvals:task",
     "decide": "approvals:decide",
+    "resume": "approvals:resume",
+    "cancel": "runs:cancel",
     "runs": "runs:list",
     "run": "runs:detail",
     "audit": "audit",

@@ -194,3 +194,42 @@ def test_the_runs_list_survives_a_bad_query(run_ticket, alice, query):
     response = client_for(alice).get(f"/runs/?{query}")
     assert response.status_code == 200
     assert len(table_rows(response.content.decode(), "runs")) == 1
+
+
+def test_an_operator_resumes_a_paused_run_from_its_task_page(
+    run_ticket, alice, monkeypatch, django_capture_on_commit_callbacks
+):
+    from orchestration.models import HumanTask
+    from orchestration.workflows import support_desk
+
+    monkeypatch.setattr(support_desk, "CONFIG", {**support_desk.CONFIG, "limits": {"max_steps": 2}})
+    run = run_ticket(**HOW_TO)
+    task = HumanTask.objects.get(run=run)
+    client = client_for(alice)
+    page = client.get(f"/approvals/{task.pk}/").content.decode()
+    assert "Run paused" in page and "taken 2 steps, its limit" in page
+    assert "Resume with more budget" in page and "Cancel run" in page
+    queue = client.get("/approvals/").content.decode()
+    assert "Run paused:" in queue
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"/approvals/{task.pk}/resume/", {"version": task.version})
+    assert response["Location"] == f"/runs/{run.pk}/"
+    run.refresh_from_db()
+    assert run.status == "succeeded"
+
+
+def test_cancelling_from_the_run_page_needs_a_reason(run_ticket, alice):
+    from orchestration.models import HumanTask
+
+    run = run_ticket(**SECURITY)
+    client = client_for(alice)
+    assert "Cancel this run" in client.get(f"/runs/{run.pk}/").content.decode()
+    response = client.post(f"/runs/{run.pk}/cancel/", {"reason": ""}, follow=True)
+    assert "Cancelling a run needs a reason." in response.content.decode()
+    run.refresh_from_db()
+    assert run.status == "waiting_human"
+    client.post(f"/runs/{run.pk}/cancel/", {"reason": "customer withdrew the ticket"})
+    run.refresh_from_db()
+    assert run.status == "cancelled"
+    assert HumanTask.objects.get(run=run).status == "cancelled"
+    assert "Cancel this run" not in client.get(f"/runs/{run.pk}/").content.decode()
