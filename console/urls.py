@@ -24,6 +24,7 @@ run_patterns = (
         path("", runs.run_list, name="list"),
         path("<int:run_id>/", runs.run_detail, name="detail"),
         path("<int:run_id>/cancel/", runs.run_cancel, name="cancel"),
+        path("<int:run_id>/retry/", runs.run_retry, name="retry"),
     ],
     "runs",
 )

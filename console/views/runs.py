@@ -12,7 +12,7 @@ from django.views.decorators.vary import vary_on_headers
 from console.access import Capability, access_run, require
 from orchestration.engine.states import RunStatus
 from orchestration.models import Run
-from orchestration.services.controls import RunControlError, cancel_run
+from orchestration.services.controls import RunControlError, cancel_run, retry_failed_step
 
 PAGE_SIZE = 50
 
@@ -67,4 +67,17 @@ def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
         messages.error(request, str(problem))
     else:
         messages.success(request, f"Run {run.pk} cancelled.")
+    return redirect("runs:detail", run_id=run.pk)
+
+
+@require_POST
+@require(Capability.DECIDE)
+def run_retry(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = access_run(request.user, run_id)
+    try:
+        retry_failed_step(run_id=run.pk, actor=request.user)
+    except RunControlError as problem:
+        messages.error(request, str(problem))
+    else:
+        messages.success(request, f"Run {run.pk}: the failed step is queued again.")
     return redirect("runs:detail", run_id=run.pk)

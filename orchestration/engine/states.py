@@ -54,7 +54,8 @@ RUN_TRANSITIONS: Mapping[RunStatus, frozenset[RunStatus]] = {
         {RunStatus.RUNNING, RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED}
     ),
     RunStatus.SUCCEEDED: frozenset(),
-    RunStatus.FAILED: frozenset(),
+    # Failed is where a run ends by itself; only an operator's retry takes it up again.
+    RunStatus.FAILED: frozenset({RunStatus.RUNNING}),
     RunStatus.CANCELLED: frozenset(),
 }
 
@@ -75,7 +76,8 @@ STEP_TRANSITIONS: Mapping[StepStatus, frozenset[StepStatus]] = {
         {StepStatus.SUCCEEDED, StepStatus.CANCELLED, StepStatus.PENDING}
     ),
     StepStatus.SUCCEEDED: frozenset(),
-    StepStatus.FAILED: frozenset(),
+    # An operator may send a failed step back to the queue.
+    StepStatus.FAILED: frozenset({StepStatus.PENDING}),
     StepStatus.CANCELLED: frozenset(),
 }
 
@@ -86,7 +88,8 @@ TASK_TRANSITIONS: Mapping[TaskStatus, frozenset[TaskStatus]] = {
     TaskStatus.CANCELLED: frozenset(),
 }
 
-FINAL_RUN_STATUSES = frozenset(s for s, nxt in RUN_TRANSITIONS.items() if not nxt)
+# Where a run stops by itself: nothing more happens to it unless a person acts.
+FINAL_RUN_STATUSES = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED})
 
 
 class InvalidTransition(Exception):

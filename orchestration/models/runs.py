@@ -2,7 +2,7 @@ from django.db import models
 from django.utils import timezone
 
 from orchestration.engine.limits import Limits, Usage
-from orchestration.engine.states import RunStatus, StepStatus
+from orchestration.engine.states import FINAL_RUN_STATUSES, RunStatus, StepStatus
 from orchestration.engine.workflow import NodeKind
 
 
@@ -58,7 +58,7 @@ class Run(models.Model):
 
     @property
     def is_final(self) -> bool:
-        return self.status in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
+        return self.status in FINAL_RUN_STATUSES
 
     @property
     def duration_ms(self) -> int | None:

@@ -107,3 +107,36 @@ def resume_run(
         live.publish_on_commit(live.QUEUE_GROUP, "queue.changed", task_id=task.pk)
         live.publish_on_commit(live.run_group(run.pk), "run.changed", run_id=run.pk)
     return decision
+
+
+def retry_failed_step(*, run_id: int, actor: AbstractBaseUser) -> Run:
+    """Send a failed run's failed step back to the queue, once the cause is mended (a model
+    server back, a key fixed). The run goes on from that step; nothing before it is redone."""
+    now = timezone.now()
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=run_id)
+        if run.status != RunStatus.FAILED:
+            raise RunControlError(f"Run {run.pk} is {run.status}, not failed; nothing to retry.")
+        step = Step.objects.filter(run=run, status=StepStatus.FAILED).order_by("-sequence").first()
+        if step is None:
+            raise RunControlError(f"Run {run.pk} has no failed step to retry.")
+        check_run_transition(RunStatus.FAILED, RunStatus.RUNNING)
+        Step.objects.filter(pk=step.pk, status=StepStatus.FAILED).update(
+            status=StepStatus.PENDING, queued_at=now, finished_at=None
+        )
+        previous_error = run.error
+        run.status = RunStatus.RUNNING
+        run.error = ""
+        run.finished_at = None
+        run.save(update_fields=["status", "error", "finished_at"])
+        record_event(
+            action="step.retried",
+            actor=actor,
+            object_type="run",
+            object_id=run.pk,
+            before={"status": RunStatus.FAILED, "error": previous_error[:500]},
+            after={"step": step.sequence, "node": step.node},
+        )
+        _enqueue_on_commit(step.pk)
+        live.publish_on_commit(live.run_group(run.pk), "run.changed", run_id=run.pk)
+    return run

@@ -43,6 +43,8 @@ REFUSED = Expect(403, shows="Not allowed", decided=False)
 # An approval task is not a paused run: resuming it is refused with a message, nothing changes.
 NOT_PAUSED = Expect(302, location="/approvals/{task}/")
 CANCELS = Expect(302, location="/runs/{run}/", cancelled=True)
+# A waiting run has no failed step: retrying is refused with a message, nothing changes.
+NOT_FAILED = Expect(302, location="/runs/{run}/")
 
 PERSONAS = ("anonymous", "alice", "bob", "carol", "dave", "ivan")
 
@@ -56,6 +58,7 @@ MATRIX: dict[str, tuple[Expect, ...]] = {
     "decide":       (LOGIN_HOME,  DECIDES,     DECIDES, REFUSED,     REFUSED,     REFUSED),
     "resume":       (LOGIN_HOME,  NOT_PAUSED,  NOT_PAUSED, REFUSED,  REFUSED,     REFUSED),
     "cancel":       (LOGIN_HOME,  CANCELS,     CANCELS, REFUSED,     REFUSED,     REFUSED),
+    "retry":        (LOGIN_HOME,  NOT_FAILED,  NOT_FAILED, REFUSED,  REFUSED,     REFUSED),
     "runs":         (LOGIN,       SHOWN,       SHOWN,   SHOWN,       DENIED,      DENIED),
     "run":          (LOGIN,       SHOWN,       SHOWN,   SHOWN,       DENIED,      DENIED),
     "audit":        (LOGIN,       DENIED,      SHOWN,   SHOWN,       DENIED,      DENIED),
@@ -64,7 +67,7 @@ MATRIX: dict[str, tuple[Expect, ...]] = {
 # fmt: on
 
 # Screens that need an open task (and its run) to exist.
-NEEDS_TASK = {"task", "decide", "resume", "cancel", "run"}
+NEEDS_TASK = {"task", "decide", "resume", "cancel", "retry", "run"}
 
 
 def _path(screen: str, task: HumanTask | None) -> str:
@@ -75,6 +78,7 @@ def _path(screen: str, task: HumanTask | None) -> str:
         "decide": lambda: f"/approvals/{task.pk}/decide/",
         "resume": lambda: f"/approvals/{task.pk}/resume/",
         "cancel": lambda: f"/runs/{task.run_id}/cancel/",
+        "retry": lambda: f"/runs/{task.run_id}/retry/",
         "runs": lambda: "/runs/",
         "run": lambda: f"/runs/{task.run_id}/",
         "audit": lambda: "/audit/",
@@ -111,7 +115,7 @@ def test_each_persona_meets_what_the_role_matrix_says(
     if screen == "decide":
         with django_capture_on_commit_callbacks(execute=True):
             response = client.post(path, {"action": "approve", "version": task.version})
-    elif screen == "resume":
+    elif screen in ("resume", "retry"):
         response = client.post(path, {"version": task.version})
     elif screen == "cancel":
         response = client.post(path, {"reason": "handled by phone"})
@@ -130,7 +134,7 @@ def test_each_persona_meets_what_the_role_matrix_says(
     if task is not None and expected.status != 200:
         # Nobody turned away from a task learns what the customer wrote.
         assert SECURITY["subject"] not in response.content.decode()
-    if screen in ("resume", "cancel"):
+    if screen in ("resume", "cancel", "retry"):
         task.run.refresh_from_db()
         assert (task.run.status == "cancelled") == expected.cancelled
         assert not Reply.objects.exists()
@@ -154,6 +158,7 @@ SCREEN_URL_NAMES = {
     "decide": "approvals:decide",
     "resume": "approvals:resume",
     "cancel": "runs:cancel",
+    "retry": "runs:retry",
     "runs": "runs:list",
     "run": "runs:detail",
     "audit": "audit",

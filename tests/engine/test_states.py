@@ -32,7 +32,7 @@ def test_a_run_may_make_these_moves(current, target):
     ("current", "target"),
     [
         (RunStatus.SUCCEEDED, RunStatus.RUNNING),
-        (RunStatus.FAILED, RunStatus.RUNNING),
+        (RunStatus.FAILED, RunStatus.SUCCEEDED),
         (RunStatus.CANCELLED, RunStatus.QUEUED),
         (RunStatus.QUEUED, RunStatus.WAITING_HUMAN),
         (RunStatus.QUEUED, RunStatus.SUCCEEDED),

@@ -138,3 +138,30 @@ def test_cancelling_a_waiting_run_closes_its_task_and_sends_nothing(
     assert event.actor == alice
     with pytest.raises(RunControlError, match="already cancelled"):
         cancel_run(run_id=run.pk, actor=alice, reason="again")
+
+
+def test_an_operator_retries_a_failed_step_once_the_cause_is_mended(
+    run_ticket, monkeypatch, alice, django_capture_on_commit_callbacks
+):
+    from orchestration.agents import registry
+    from orchestration.providers import PermanentProviderError
+    from orchestration.services.controls import retry_failed_step
+
+    original = registry.AGENTS["drafter"]
+
+    def refused(ctx):
+        raise PermanentProviderError("model server refused the request (401)")
+
+    monkeypatch.setitem(registry.AGENTS, "drafter", refused)
+    run = run_ticket(**HOW_TO)
+    monkeypatch.setitem(registry.AGENTS, "drafter", original)  # the key is fixed
+    with pytest.raises(RunControlError, match="not failed"):
+        retry_failed_step(run_id=run_ticket(**SECURITY).pk, actor=alice)
+    with django_capture_on_commit_callbacks(execute=True):
+        retry_failed_step(run_id=run.pk, actor=alice)
+    run.refresh_from_db()
+    assert (run.status, run.outcome, run.error) == (RunStatus.SUCCEEDED, "auto_sent", "")
+    draft = run.steps.get(node="draft")
+    assert (draft.status, draft.attempt) == (StepStatus.SUCCEEDED, 2)
+    assert run.steps.filter(node="triage").get().attempt == 1, "earlier steps are not redone"
+    assert AuditEvent.objects.get(action="step.retried").actor == alice
