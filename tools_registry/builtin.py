@@ -14,17 +14,19 @@ class BuiltinTool:
     risk: str  # "read", "write" or "irreversible"
     input_schema: dict[str, Any]
     handler: Callable[[dict[str, Any], str], dict[str, Any]]
+    # Safe to execute again with the same idempotency key (it acts at most once by itself).
+    idempotent: bool = True
 
 
 def _send_reply(arguments: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
-    reply, created = send_reply(
+    reply, _ = send_reply(
         ticket_id=arguments["ticket_id"],
         run_id=arguments["run_id"],
         body=arguments["body"],
         approved_by_id=arguments.get("approved_by_id"),
         idempotency_key=idempotency_key,
     )
-    return {"reply_id": reply.pk, "created": created}
+    return {"reply_id": reply.pk}
 
 
 BUILTIN_TOOLS: dict[str, BuiltinTool] = {

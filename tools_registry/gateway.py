@@ -1,10 +1,15 @@
 """The tool gateway: every side effect an agent causes passes through ``call_tool``."""
 
+import time
 from typing import Any
 
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
 from jsonschema import Draft202012Validator
 
 from tools_registry.builtin import BUILTIN_TOOLS
+from tools_registry.models import ToolCall
 
 
 class ToolDenied(Exception):
@@ -13,20 +18,92 @@ class ToolDenied(Exception):
     kind = "policy_denied"
 
 
+class ToolOutcomeUnknown(Exception):
+    """A call to a tool that is not idempotent started before and never finished: it may or
+    may not have acted, so it is not repeated blindly; a person must look."""
+
+    kind = "permanent"
+
+
 def call_tool(
-    *, name: str, agent: str, arguments: dict[str, Any], idempotency_key: str
+    *,
+    name: str,
+    agent: str,
+    arguments: dict[str, Any],
+    idempotency_key: str,
+    run_id: int | None = None,
 ) -> dict[str, Any]:
-    """Check that the tool exists and the arguments fit its schema, then execute it with the
-    idempotency key, which the tool uses so that a repeated call repeats no effect."""
+    """Check the call, record it, execute it once, record its result.
+
+    The record is committed before the tool runs and completed after, under a unique
+    idempotency key. A repeated call with a key whose call succeeded returns the recorded
+    result without executing anything; one whose call was cut short is executed again only if
+    the tool is idempotent. Returns the tool's result plus ``replayed`` (True when reused)."""
     tool = BUILTIN_TOOLS.get(name)
+    denial = None
     if tool is None:
-        raise ToolDenied(f"agent {agent!r} called unknown tool {name!r}")
-    errors = sorted(
-        Draft202012Validator(tool.input_schema).iter_errors(arguments), key=lambda e: e.path
-    )
-    if errors:
-        details = "; ".join(
-            f"{'.'.join(str(p) for p in e.path) or '(arguments)'}: {e.message}" for e in errors
+        denial = f"agent {agent!r} called unknown tool {name!r}"
+    else:
+        errors = sorted(
+            Draft202012Validator(tool.input_schema).iter_errors(arguments), key=lambda e: e.path
         )
-        raise ToolDenied(f"arguments for {name!r} do not fit its schema: {details}")
-    return tool.handler(arguments, idempotency_key)
+        if errors:
+            details = "; ".join(
+                f"{'.'.join(str(p) for p in e.path) or '(arguments)'}: {e.message}" for e in errors
+            )
+            denial = f"arguments for {name!r} do not fit its schema: {details}"
+    if denial:
+        ToolCall.objects.get_or_create(
+            idempotency_key=idempotency_key,
+            defaults={
+                "run_id": run_id,
+                "agent": agent,
+                "tool": name,
+                "arguments": arguments,
+                "status": ToolCall.Status.DENIED,
+                "error": denial,
+                "finished_at": timezone.now(),
+            },
+        )
+        raise ToolDenied(denial)
+    assert tool is not None
+    try:
+        with transaction.atomic():
+            call = ToolCall.objects.create(
+                idempotency_key=idempotency_key,
+                run_id=run_id,
+                agent=agent,
+                tool=name,
+                arguments=arguments,
+            )
+    except IntegrityError:
+        call = ToolCall.objects.get(idempotency_key=idempotency_key)
+        if call.status == ToolCall.Status.SUCCEEDED:
+            return {**(call.result or {}), "replayed": True}
+        if call.status == ToolCall.Status.DENIED:
+            raise ToolDenied(call.error) from None
+        if not tool.idempotent:
+            raise ToolOutcomeUnknown(
+                f"{name} started before ({idempotency_key}) and its outcome is unknown"
+            ) from None
+        ToolCall.objects.filter(pk=call.pk).update(
+            attempts=F("attempts") + 1, status=ToolCall.Status.STARTED
+        )
+    started = time.perf_counter()
+    try:
+        result = tool.handler(arguments, idempotency_key)
+    except Exception as exc:
+        ToolCall.objects.filter(pk=call.pk).update(
+            status=ToolCall.Status.FAILED,
+            error=f"{type(exc).__name__}: {exc}"[:2000],
+            finished_at=timezone.now(),
+            latency_ms=(time.perf_counter() - started) * 1000,
+        )
+        raise
+    ToolCall.objects.filter(pk=call.pk).update(
+        status=ToolCall.Status.SUCCEEDED,
+        result=result,
+        finished_at=timezone.now(),
+        latency_ms=(time.perf_counter() - started) * 1000,
+    )
+    return {**result, "replayed": False}

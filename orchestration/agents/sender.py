@@ -29,10 +29,9 @@ def run(ctx: AgentContext) -> AgentResult:
                 "approved_by_id": approved_by,
             },
             idempotency_key=f"run:{ctx.run_id}:step:{ctx.step_sequence}:call:0",
+            run_id=ctx.run_id,
         )
-        attributes.update(
-            {"gen_ai.tool.name": "send_reply", "tool.replayed": not result["created"]}
-        )
+        attributes.update({"gen_ai.tool.name": "send_reply", "tool.replayed": result["replayed"]})
     return AgentResult(
         output={"outcome": outcome, "reply_id": result["reply_id"]},
         input={"chars": len(body)},

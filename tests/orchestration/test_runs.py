@@ -169,3 +169,13 @@ def test_a_step_whose_message_was_lost_is_sent_again(
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED
     assert Reply.objects.filter(run=run).count() == 1
+
+
+def test_the_reply_is_sent_through_the_gateway_and_recorded_once(run_ticket):
+    from tools_registry.models import ToolCall
+
+    run = run_ticket(**HOW_TO)
+    call = ToolCall.objects.get(run=run)
+    assert (call.tool, call.agent, call.status) == ("send_reply", "sender", "succeeded")
+    assert call.idempotency_key == f"run:{run.pk}:step:5:call:0"
+    assert call.result == {"reply_id": Reply.objects.get(run=run).pk}
