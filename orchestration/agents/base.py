@@ -31,6 +31,8 @@ class AgentContext:
     state: Mapping[str, Any]
     # The workflow version's config (thresholds and rules).
     config: Mapping[str, Any]
+    # Why the agent's previous answer was refused, when it is asked again.
+    feedback: tuple[str, ...] = ()
 
 
 @dataclass

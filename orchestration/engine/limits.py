@@ -15,6 +15,8 @@ class Limits:
     max_tokens: int = 50_000
     # Transient failures (timeouts, 429, 5xx) are retried up to this many attempts in all.
     max_attempts: int = 4
+    # An output that fails its schema is sent back to the agent this many times at most.
+    max_reasks: int = 2
     retry_base_seconds: float = 1.0
     retry_cap_seconds: float = 60.0
 

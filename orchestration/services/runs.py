@@ -3,6 +3,7 @@
 import logging
 import random
 import time
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ from django.utils import timezone
 
 from orchestration.agents.base import AgentContext, AgentResult, TicketView
 from orchestration.agents.registry import get_agent
+from orchestration.agents.schemas import output_problems
 from orchestration.engine.limits import limit_reached, retry_delay
 from orchestration.engine.planner import NoRoute, next_node
 from orchestration.engine.states import RunStatus, StepStatus, check_run_transition
@@ -91,7 +93,10 @@ def execute_step(*, step_id: int) -> None:
     )
     started = time.perf_counter()
     try:
-        result = get_agent(step.agent)(context)
+        result = _ask_agent(step, context, max_reasks=run.limits.max_reasks)
+    except InvalidOutput as invalid:
+        hold_invalid_output(step=step, problems=invalid.problems, asks=invalid.asks)
+        return
     except Exception as exc:
         kind = getattr(exc, "kind", "permanent")
         message = f"{type(exc).__name__}: {exc}"
@@ -112,6 +117,49 @@ def execute_step(*, step_id: int) -> None:
             fail_step(step=step, error_kind=kind, message=message)
         return
     complete_step(step=step, result=result, duration_ms=(time.perf_counter() - started) * 1000)
+
+
+class InvalidOutput(Exception):
+    def __init__(self, problems: list[str], asks: int) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+        self.asks = asks
+
+
+def _ask_agent(step: Step, context: AgentContext, *, max_reasks: int) -> AgentResult:
+    """Run the agent; while its output breaks its schema, ask again with the errors."""
+    agent = get_agent(step.agent)
+    for ask in range(1, max_reasks + 2):
+        result = agent(context)
+        problems = output_problems(step.agent, result.output)
+        if not problems:
+            return result
+        logger.warning("%s returned invalid output (ask %d): %s", step, ask, problems)
+        context = replace(context, feedback=tuple(problems))
+    raise InvalidOutput(problems, ask)
+
+
+def hold_invalid_output(*, step: Step, problems: list[str], asks: int) -> None:
+    """The agent could not produce a valid output: keep the step for a person, who sees what
+    went wrong and may run it again (resume) or cancel the run."""
+    message = f"{step.agent} returned output that breaks its schema {asks} times: " + "; ".join(
+        problems
+    )
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=step.run_id)
+        held = Step.objects.filter(
+            pk=step.pk, status=StepStatus.RUNNING, attempt=step.attempt
+        ).update(
+            status=StepStatus.WAITING_HUMAN,
+            error_kind="invalid_output",
+            error_message=message[:2000],
+            lease_expires_at=None,
+        )
+        if not held or run.is_final:
+            return
+        _hold_for_person(run=run, step=step, reason=message[:300])
+        run.save(update_fields=["status"])
+        live.publish_on_commit(live.run_group(run.pk), "run.changed", run_id=run.pk)
 
 
 def complete_step(*, step: Step, result: AgentResult, duration_ms: float) -> None:

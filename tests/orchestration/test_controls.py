@@ -165,3 +165,57 @@ def test_an_operator_retries_a_failed_step_once_the_cause_is_mended(
     assert (draft.status, draft.attempt) == (StepStatus.SUCCEEDED, 2)
     assert run.steps.filter(node="triage").get().attempt == 1, "earlier steps are not redone"
     assert AuditEvent.objects.get(action="step.retried").actor == alice
+
+
+def test_an_invalid_output_is_sent_back_with_its_errors_and_the_fix_is_used(
+    run_ticket, monkeypatch
+):
+    from orchestration.agents import drafter, registry
+
+    seen_feedback = []
+
+    def sloppy(ctx):
+        seen_feedback.append(ctx.feedback)
+        result = drafter.run(ctx)
+        if not ctx.feedback:
+            result.output = {"text": "", "citations": "none"}
+        return result
+
+    monkeypatch.setitem(registry.AGENTS, "drafter", sloppy)
+    run = run_ticket(**HOW_TO)
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED
+    assert seen_feedback[0] == ()
+    assert any("citations" in problem for problem in seen_feedback[1])
+    assert any("text" in problem for problem in seen_feedback[1])
+
+
+def test_an_agent_that_never_fits_its_schema_pauses_the_run_for_a_person(
+    run_ticket, monkeypatch, alice, django_capture_on_commit_callbacks
+):
+    from orchestration.agents import decider, registry
+
+    asks = []
+
+    def confused(ctx):
+        asks.append(1)
+        result = decider.run(ctx)
+        result.output = {**result.output, "route": "maybe"}
+        return result
+
+    monkeypatch.setitem(registry.AGENTS, "decider", confused)
+    run = run_ticket(**HOW_TO)
+    run.refresh_from_db()
+    assert len(asks) == 3, "asked once and re-asked twice"
+    assert run.status == RunStatus.WAITING_HUMAN
+    task = HumanTask.objects.get(run=run)
+    assert task.kind == TaskKind.EXCEPTION
+    assert "decider returned output that breaks its schema 3 times" in task.reason
+    assert "route: 'maybe' is not one of" in task.reason
+    step = run.steps.get(node="decide")
+    assert (step.status, step.error_kind) == (StepStatus.WAITING_HUMAN, "invalid_output")
+    monkeypatch.setitem(registry.AGENTS, "decider", decider.run)  # the agent is mended
+    with django_capture_on_commit_callbacks(execute=True):
+        resume_run(task_id=task.pk, actor=alice)
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED
