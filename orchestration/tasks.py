@@ -3,7 +3,7 @@
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from orchestration.services import runs
+from orchestration.services import runs, sweeper
 
 
 @shared_task(
@@ -21,4 +21,4 @@ def execute_step_task(step_id: int) -> None:
 
 @shared_task(name="orchestration.requeue_expired_steps", acks_late=True)
 def requeue_expired_steps_task() -> int:
-    return runs.requeue_expired_steps()
+    return sweeper.requeue_expired_steps()

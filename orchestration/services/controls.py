@@ -16,8 +16,8 @@ from orchestration.engine.states import (
 from orchestration.models import Decision, HumanTask, Run, Step
 from orchestration.services import live
 from orchestration.services.audit import record_event
+from orchestration.services.dispatch import enqueue_step_on_commit
 from orchestration.services.human import TaskConflict
-from orchestration.services.runs import _enqueue_on_commit
 
 # What "resume with more budget" grants on top of the workflow's limits, each time.
 EXTRA_BUDGET = {"steps": 10, "visits": 2, "tokens": 50_000}
@@ -103,7 +103,7 @@ def resume_run(
             before={"paused_because": task.reason},
             after={"extra_budget": granted},
         )
-        _enqueue_on_commit(task.step_id)
+        enqueue_step_on_commit(task.step_id)
         live.publish_on_commit(live.QUEUE_GROUP, "queue.changed", task_id=task.pk)
         live.publish_on_commit(live.run_group(run.pk), "run.changed", run_id=run.pk)
     return decision
@@ -137,6 +137,6 @@ def retry_failed_step(*, run_id: int, actor: AbstractBaseUser) -> Run:
             before={"status": RunStatus.FAILED, "error": previous_error[:500]},
             after={"step": step.sequence, "node": step.node},
         )
-        _enqueue_on_commit(step.pk)
+        enqueue_step_on_commit(step.pk)
         live.publish_on_commit(live.run_group(run.pk), "run.changed", run_id=run.pk)
     return run

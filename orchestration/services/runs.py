@@ -22,21 +22,17 @@ from orchestration.engine.workflow import NodeKind
 from orchestration.models import Run, Span, Step, Ticket
 from orchestration.services import live
 from orchestration.services.audit import record_event
+from orchestration.services.dispatch import enqueue_step_on_commit
+from orchestration.services.failures import (
+    fail_step,
+    hold_for_person,
+    hold_invalid_output,
+    retry_step,
+)
 from orchestration.services.workflows import support_desk_version
 
 logger = logging.getLogger(__name__)
 _jitter = random.SystemRandom()
-
-
-def _enqueue_on_commit(step_id: int, countdown: float = 0) -> None:
-    from orchestration.tasks import execute_step_task  # tasks import services, not the reverse
-
-    # Robust: if the broker is unreachable the step stays pending in the database, and the
-    # sweeper sends its message again later; the caller's committed work must not fail.
-    transaction.on_commit(
-        lambda: execute_step_task.apply_async((step_id,), countdown=countdown or None),
-        robust=True,
-    )
 
 
 def start_run(*, ticket: Ticket) -> Run:
@@ -50,7 +46,7 @@ def start_run(*, ticket: Ticket) -> Run:
         step = Step.objects.create(
             run=run, sequence=1, node=first.name, kind=first.kind, agent=first.agent or ""
         )
-        _enqueue_on_commit(step.pk)
+        enqueue_step_on_commit(step.pk)
     return run
 
 
@@ -139,29 +135,6 @@ def _ask_agent(step: Step, context: AgentContext, *, max_reasks: int) -> AgentRe
     raise InvalidOutput(problems, ask)
 
 
-def hold_invalid_output(*, step: Step, problems: list[str], asks: int) -> None:
-    """The agent could not produce a valid output: keep the step for a person, who sees what
-    went wrong and may run it again (resume) or cancel the run."""
-    message = f"{step.agent} returned output that breaks its schema {asks} times: " + "; ".join(
-        problems
-    )
-    with transaction.atomic():
-        run = Run.objects.select_for_update().get(pk=step.run_id)
-        held = Step.objects.filter(
-            pk=step.pk, status=StepStatus.RUNNING, attempt=step.attempt
-        ).update(
-            status=StepStatus.WAITING_HUMAN,
-            error_kind="invalid_output",
-            error_message=message[:2000],
-            lease_expires_at=None,
-        )
-        if not held or run.is_final:
-            return
-        _hold_for_person(run=run, step=step, reason=message[:300])
-        run.save(update_fields=["status"])
-        live.publish_on_commit(live.run_group(run.pk), "run.changed", run_id=run.pk)
-
-
 def complete_step(*, step: Step, result: AgentResult, duration_ms: float) -> None:
     """Record a finished agent step and move its run to the next node, or finish it.
 
@@ -235,9 +208,9 @@ def advance_run(
             status=StepStatus.WAITING_HUMAN if tripped else StepStatus.PENDING,
         )
         if tripped:
-            _hold_for_person(run=run, step=next_step, reason=tripped)
+            hold_for_person(run=run, step=next_step, reason=tripped)
         else:
-            _enqueue_on_commit(next_step.pk)
+            enqueue_step_on_commit(next_step.pk)
     run.save(
         update_fields=[
             "state",
@@ -252,60 +225,6 @@ def advance_run(
         ]
     )
     live.publish_on_commit(live.run_group(run.pk), "run.changed", run_id=run.pk)
-
-
-def _hold_for_person(*, run: Run, step: Step, reason: str) -> None:
-    """A limit tripped before ``step`` could run: keep the step, pause the run, and open an
-    exception task where a person resumes it with more budget or cancels it."""
-    from orchestration.services.human import open_exception_task
-
-    check_run_transition(RunStatus(run.status), RunStatus.WAITING_HUMAN)
-    run.status = RunStatus.WAITING_HUMAN
-    open_exception_task(run=run, step=step, reason=reason)
-    Span.objects.create(
-        run=run,
-        step=step,
-        kind=Span.Kind.POLICY,
-        name="limit reached",
-        attributes={"switchboard.limit.reason": reason},
-        status="error",
-        started_at=timezone.now(),
-    )
-    record_event(
-        action="run.paused",
-        object_type="run",
-        object_id=run.pk,
-        after={"before_node": step.node, "reason": reason},
-    )
-
-
-def retry_step(*, step: Step, message: str, delay: float) -> None:
-    """Put a step that failed transiently back in the queue, to run again after ``delay``."""
-    with transaction.atomic():
-        back = Step.objects.filter(
-            pk=step.pk, status=StepStatus.RUNNING, attempt=step.attempt
-        ).update(
-            status=StepStatus.PENDING,
-            error_kind="transient",
-            error_message=message[:2000],
-            lease_expires_at=None,
-            queued_at=timezone.now() + timedelta(seconds=delay),
-        )
-        if not back:
-            return
-        record_event(
-            action="step.retrying",
-            actor_label=f"agent:{step.agent}",
-            object_type="run",
-            object_id=step.run_id,
-            after={
-                "step": step.sequence,
-                "attempt": step.attempt,
-                "in_seconds": round(delay, 2),
-                "error": message[:300],
-            },
-        )
-        _enqueue_on_commit(step.pk, countdown=delay)
 
 
 def _record_spans(*, step: Step, result: AgentResult, duration_ms: float) -> None:
@@ -340,81 +259,3 @@ def _record_spans(*, step: Step, result: AgentResult, duration_ms: float) -> Non
             )
             for child in result.spans
         )
-
-
-def fail_step(*, step: Step, error_kind: str, message: str) -> None:
-    """Fail a step and its run with a reason an operator can read."""
-    now = timezone.now()
-    with transaction.atomic():
-        run = Run.objects.select_for_update().get(pk=step.run_id)
-        failed = Step.objects.filter(
-            pk=step.pk, status=StepStatus.RUNNING, attempt=step.attempt
-        ).update(
-            status=StepStatus.FAILED,
-            error_kind=error_kind,
-            error_message=message[:2000],
-            finished_at=now,
-            lease_expires_at=None,
-        )
-        if not failed or run.is_final:
-            return
-        check_run_transition(RunStatus(run.status), RunStatus.FAILED)
-        run.status = RunStatus.FAILED
-        run.error = f"{step.node}: {message}"[:2000]
-        run.finished_at = now
-        run.save(update_fields=["status", "error", "finished_at"])
-        record_event(
-            action="run.failed",
-            actor_label=f"agent:{step.agent or step.node}",
-            object_type="run",
-            object_id=run.pk,
-            after={"step": step.sequence, "error_kind": error_kind, "error": message[:500]},
-        )
-        live.publish_on_commit(live.run_group(run.pk), "run.changed", run_id=run.pk)
-
-
-def requeue_expired_steps(*, limit: int = 500) -> int:
-    """Hand stalled steps back to the queue, so that no run stays stuck.
-
-    - A running step whose lease expired (its worker died or hung) goes back to ``pending``
-      by one conditional update, so two sweepers cannot both take it, and its message is
-      sent again. If the old worker was only slow, it finds its claim gone when it records.
-    - A pending step whose message has waited longer than ``STEP_REDISPATCH_SECONDS`` is sent
-      again: the message may have been lost (a worker killed after commit but before it
-      enqueued, or a broker restarted without persistence). A duplicate is harmless, since
-      only one delivery can claim the step."""
-    now = timezone.now()
-    requeued = 0
-    expired = list(
-        Step.objects.filter(status=StepStatus.RUNNING, lease_expires_at__lt=now)
-        .order_by("lease_expires_at")
-        .values_list("pk", flat=True)[:limit]
-    )
-    for step_id in expired:
-        with transaction.atomic():
-            taken = Step.objects.filter(
-                pk=step_id, status=StepStatus.RUNNING, lease_expires_at__lt=now
-            ).update(status=StepStatus.PENDING, lease_expires_at=None, queued_at=now)
-            if taken:
-                requeued += 1
-                record_event(
-                    action="step.requeued",
-                    object_type="step",
-                    object_id=step_id,
-                    after={"reason": "lease expired"},
-                )
-                _enqueue_on_commit(step_id)
-    stale = now - timedelta(seconds=settings.STEP_REDISPATCH_SECONDS)
-    forgotten = list(
-        Step.objects.filter(status=StepStatus.PENDING, queued_at__lt=stale)
-        .order_by("queued_at")
-        .values_list("pk", flat=True)[:limit]
-    )
-    for step_id in forgotten:
-        with transaction.atomic():
-            if Step.objects.filter(
-                pk=step_id, status=StepStatus.PENDING, queued_at__lt=stale
-            ).update(queued_at=now):
-                requeued += 1
-                _enqueue_on_commit(step_id)
-    return requeued

@@ -124,7 +124,7 @@ def test_a_step_whose_worker_died_is_handed_back_and_finished(
     from django.utils import timezone
 
     from orchestration.models import Ticket
-    from orchestration.services.runs import requeue_expired_steps
+    from orchestration.services.sweeper import requeue_expired_steps
 
     ticket = Ticket.objects.create(customer_email="x@example.com", **HOW_TO)
     with django_capture_on_commit_callbacks(execute=False):
@@ -154,7 +154,7 @@ def test_a_step_whose_message_was_lost_is_sent_again(
     from django.utils import timezone
 
     from orchestration.models import Ticket
-    from orchestration.services.runs import requeue_expired_steps
+    from orchestration.services.sweeper import requeue_expired_steps
 
     ticket = Ticket.objects.create(customer_email="x@example.com", **HOW_TO)
     with django_capture_on_commit_callbacks(execute=False):

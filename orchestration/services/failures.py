@@ -1,0 +1,121 @@
+"""What happens when a step cannot simply succeed: retry it later, fail the run, or hold
+the step for a person."""
+
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from orchestration.engine.states import RunStatus, StepStatus, check_run_transition
+from orchestration.models import Run, Span, Step
+from orchestration.services import live
+from orchestration.services.audit import record_event
+from orchestration.services.dispatch import enqueue_step_on_commit
+
+
+def retry_step(*, step: Step, message: str, delay: float) -> None:
+    """Put a step that failed transiently back in the queue, to run again after ``delay``."""
+    with transaction.atomic():
+        back = Step.objects.filter(
+            pk=step.pk, status=StepStatus.RUNNING, attempt=step.attempt
+        ).update(
+            status=StepStatus.PENDING,
+            error_kind="transient",
+            error_message=message[:2000],
+            lease_expires_at=None,
+            queued_at=timezone.now() + timedelta(seconds=delay),
+        )
+        if not back:
+            return
+        record_event(
+            action="step.retrying",
+            actor_label=f"agent:{step.agent}",
+            object_type="run",
+            object_id=step.run_id,
+            after={
+                "step": step.sequence,
+                "attempt": step.attempt,
+                "in_seconds": round(delay, 2),
+                "error": message[:300],
+            },
+        )
+        enqueue_step_on_commit(step.pk, countdown=delay)
+
+
+def fail_step(*, step: Step, error_kind: str, message: str) -> None:
+    """Fail a step and its run with a reason an operator can read."""
+    now = timezone.now()
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=step.run_id)
+        failed = Step.objects.filter(
+            pk=step.pk, status=StepStatus.RUNNING, attempt=step.attempt
+        ).update(
+            status=StepStatus.FAILED,
+            error_kind=error_kind,
+            error_message=message[:2000],
+            finished_at=now,
+            lease_expires_at=None,
+        )
+        if not failed or run.is_final:
+            return
+        check_run_transition(RunStatus(run.status), RunStatus.FAILED)
+        run.status = RunStatus.FAILED
+        run.error = f"{step.node}: {message}"[:2000]
+        run.finished_at = now
+        run.save(update_fields=["status", "error", "finished_at"])
+        record_event(
+            action="run.failed",
+            actor_label=f"agent:{step.agent or step.node}",
+            object_type="run",
+            object_id=run.pk,
+            after={"step": step.sequence, "error_kind": error_kind, "error": message[:500]},
+        )
+        live.publish_on_commit(live.run_group(run.pk), "run.changed", run_id=run.pk)
+
+
+def hold_for_person(*, run: Run, step: Step, reason: str) -> None:
+    """A limit tripped before ``step`` could run: keep the step, pause the run, and open an
+    exception task where a person resumes it with more budget or cancels it."""
+    from orchestration.services.human import open_exception_task
+
+    check_run_transition(RunStatus(run.status), RunStatus.WAITING_HUMAN)
+    run.status = RunStatus.WAITING_HUMAN
+    open_exception_task(run=run, step=step, reason=reason)
+    Span.objects.create(
+        run=run,
+        step=step,
+        kind=Span.Kind.POLICY,
+        name="limit reached",
+        attributes={"switchboard.limit.reason": reason},
+        status="error",
+        started_at=timezone.now(),
+    )
+    record_event(
+        action="run.paused",
+        object_type="run",
+        object_id=run.pk,
+        after={"before_node": step.node, "reason": reason},
+    )
+
+
+def hold_invalid_output(*, step: Step, problems: list[str], asks: int) -> None:
+    """The agent could not produce a valid output: keep the step for a person, who sees what
+    went wrong and may run it again (resume) or cancel the run."""
+    message = f"{step.agent} returned output that breaks its schema {asks} times: " + "; ".join(
+        problems
+    )
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=step.run_id)
+        held = Step.objects.filter(
+            pk=step.pk, status=StepStatus.RUNNING, attempt=step.attempt
+        ).update(
+            status=StepStatus.WAITING_HUMAN,
+            error_kind="invalid_output",
+            error_message=message[:2000],
+            lease_expires_at=None,
+        )
+        if not held or run.is_final:
+            return
+        hold_for_person(run=run, step=step, reason=message[:300])
+        run.save(update_fields=["status"])
+        live.publish_on_commit(live.run_group(run.pk), "run.changed", run_id=run.pk)
