@@ -19,7 +19,7 @@ from orchestration.engine.limits import limit_reached, retry_delay
 from orchestration.engine.planner import NoRoute, next_node
 from orchestration.engine.states import RunStatus, StepStatus, check_run_transition
 from orchestration.engine.workflow import NodeKind
-from orchestration.models import Run, Span, Step, Ticket
+from orchestration.models import Run, Span, Step, Ticket, Workflow
 from orchestration.services import live
 from orchestration.services.audit import record_event
 from orchestration.services.dispatch import enqueue_step_on_commit
@@ -35,10 +35,10 @@ logger = logging.getLogger(__name__)
 _jitter = random.SystemRandom()
 
 
-def start_run(*, ticket: Ticket) -> Run:
-    """Start the support-desk workflow for a ticket, pinned to the current workflow version.
-    The first step is queued when the caller's transaction commits."""
-    workflow = support_desk_version()
+def start_run(*, ticket: Ticket, workflow: Workflow | None = None) -> Run:
+    """Start a workflow version (by default the current support desk) for a ticket; the run is
+    pinned to that version. The first step is queued when the caller's transaction commits."""
+    workflow = workflow or support_desk_version()
     definition = workflow.parsed
     first = definition.node(definition.start)
     with transaction.atomic():
