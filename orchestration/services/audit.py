@@ -48,7 +48,8 @@ def record_event(
     the sequence has no gaps and every event hashes its predecessor; callers make this the
     last write of their transaction to hold that lock as briefly as possible."""
     label = actor_label or (actor.get_username() if actor is not None else SYSTEM)
-    with transaction.atomic():
+    # No savepoint: the event belongs to the caller's transaction and fails with it.
+    with transaction.atomic(savepoint=False):
         head, _ = AuditChainHead.objects.select_for_update().get_or_create(pk=1)
         event = AuditEvent(
             sequence=head.last_sequence + 1,

@@ -183,6 +183,7 @@ def advance_run(
 ) -> None:
     """Fold a finished step's output into the run and queue the next node, or finish the run.
     The caller holds the run's row lock and saves nothing else on the run afterwards."""
+    status_before = run.status
     run.state = {**run.state, step.node: output}
     run.step_count += 1
     run.visits = {**run.visits, step.node: run.visits.get(step.node, 0) + 1}
@@ -224,7 +225,10 @@ def advance_run(
             "output_tokens",
         ]
     )
-    live.publish_on_commit(live.run_group(run.pk), "run.changed", run_id=run.pk)
+    # Open run pages hear of changes a person would notice (paused, resumed, finished), not
+    # of every agent step milliseconds apart: a publish costs about as much as the step.
+    if run.status != status_before:
+        live.publish_on_commit(live.run_group(run.pk), "run.changed", run_id=run.pk)
 
 
 def _record_spans(*, step: Step, result: AgentResult, duration_ms: float) -> None:
