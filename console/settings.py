@@ -275,6 +275,10 @@ if MODEL_PROVIDER == "openai" and not OPENAI_API_KEY:
 
 # How long a claimed step may run before the sweeper may hand it to another worker.
 STEP_LEASE_SECONDS = env_int("STEP_LEASE_SECONDS", 300)
+# Per-step time limits (prefork workers): past the soft one the agent is interrupted and the
+# step retried; past the hard one the worker process is killed and the step handed back.
+STEP_SOFT_TIME_LIMIT_SECONDS = env_int("STEP_SOFT_TIME_LIMIT_SECONDS", 60)
+STEP_HARD_TIME_LIMIT_SECONDS = env_int("STEP_HARD_TIME_LIMIT_SECONDS", 120)
 # How long a pending step's message may wait before the sweeper sends it again.
 STEP_REDISPATCH_SECONDS = env_int("STEP_REDISPATCH_SECONDS", 300)
 

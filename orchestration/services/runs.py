@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
@@ -33,6 +34,11 @@ from orchestration.services.workflows import support_desk_version
 
 logger = logging.getLogger(__name__)
 _jitter = random.SystemRandom()
+
+
+def exc_kind(exc: Exception) -> str:
+    """The error kind an exception declares (providers and the gateway do); else permanent."""
+    return str(getattr(exc, "kind", "permanent"))
 
 
 def start_run(*, ticket: Ticket, workflow: Workflow | None = None) -> Run:
@@ -94,7 +100,8 @@ def execute_step(*, step_id: int) -> None:
         hold_invalid_output(step=step, problems=invalid.problems, asks=invalid.asks)
         return
     except Exception as exc:
-        kind = getattr(exc, "kind", "permanent")
+        # A step interrupted by its soft time limit is worth another try, like a timeout.
+        kind = "transient" if isinstance(exc, SoftTimeLimitExceeded) else exc_kind(exc)
         message = f"{type(exc).__name__}: {exc}"
         limits = run.limits
         if kind == "transient" and step.attempt < limits.max_attempts:

@@ -219,3 +219,24 @@ def test_an_agent_that_never_fits_its_schema_pauses_the_run_for_a_person(
         resume_run(task_id=task.pk, actor=alice)
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED
+
+
+def test_a_step_past_its_soft_time_limit_is_retried_as_transient(run_ticket, monkeypatch):
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    from orchestration.agents import registry, research
+
+    calls = []
+
+    def slow_once(ctx):
+        calls.append(1)
+        if len(calls) == 1:
+            raise SoftTimeLimitExceeded()
+        return research.run(ctx)
+
+    monkeypatch.setitem(registry.AGENTS, "research", slow_once)
+    run = run_ticket(**HOW_TO)
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED
+    assert run.steps.get(node="research").attempt == 2
+    assert AuditEvent.objects.filter(action="step.retrying").count() == 1
