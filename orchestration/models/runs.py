@@ -67,6 +67,14 @@ class Run(models.Model):
         return None
 
 
+class StepQuerySet(models.QuerySet["Step"]):
+    def still_claimed(self, step: "Step") -> "StepQuerySet":
+        """The step, only while the claim this worker took is current: still running, at the
+        attempt it claimed. An update through this touches nothing once the lease was handed
+        to another worker or the run was cancelled."""
+        return self.filter(pk=step.pk, status=StepStatus.RUNNING, attempt=step.attempt)
+
+
 class Step(models.Model):
     """One node's execution within a run. A worker owns a step only after claiming it with a
     conditional update from ``pending``; a second delivery of the same message finds it claimed."""
@@ -89,6 +97,8 @@ class Step(models.Model):
     queued_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = StepQuerySet.as_manager()
 
     class Meta:
         ordering = ["run", "sequence"]

@@ -16,9 +16,7 @@ from orchestration.services.dispatch import enqueue_step_on_commit
 def retry_step(*, step: Step, message: str, delay: float) -> None:
     """Put a step that failed transiently back in the queue, to run again after ``delay``."""
     with transaction.atomic():
-        back = Step.objects.filter(
-            pk=step.pk, status=StepStatus.RUNNING, attempt=step.attempt
-        ).update(
+        back = Step.objects.still_claimed(step).update(
             status=StepStatus.PENDING,
             error_kind="transient",
             error_message=message[:2000],
@@ -47,9 +45,7 @@ def fail_step(*, step: Step, error_kind: str, message: str) -> None:
     now = timezone.now()
     with transaction.atomic():
         run = Run.objects.select_for_update().get(pk=step.run_id)
-        failed = Step.objects.filter(
-            pk=step.pk, status=StepStatus.RUNNING, attempt=step.attempt
-        ).update(
+        failed = Step.objects.still_claimed(step).update(
             status=StepStatus.FAILED,
             error_kind=error_kind,
             error_message=message[:2000],
@@ -106,9 +102,7 @@ def hold_invalid_output(*, step: Step, problems: list[str], asks: int) -> None:
     )
     with transaction.atomic():
         run = Run.objects.select_for_update().get(pk=step.run_id)
-        held = Step.objects.filter(
-            pk=step.pk, status=StepStatus.RUNNING, attempt=step.attempt
-        ).update(
+        held = Step.objects.still_claimed(step).update(
             status=StepStatus.WAITING_HUMAN,
             error_kind="invalid_output",
             error_message=message[:2000],

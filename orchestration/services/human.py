@@ -43,9 +43,9 @@ def open_review_task(*, step: Step) -> HumanTask | None:
     put the run in ``waiting_human`` until someone decides."""
     with transaction.atomic():
         run = Run.objects.select_for_update().get(pk=step.run_id)
-        parked = Step.objects.filter(
-            pk=step.pk, status=StepStatus.RUNNING, attempt=step.attempt
-        ).update(status=StepStatus.WAITING_HUMAN, lease_expires_at=None)
+        parked = Step.objects.still_claimed(step).update(
+            status=StepStatus.WAITING_HUMAN, lease_expires_at=None
+        )
         if not parked or run.is_final:
             return None
         state = run.state

@@ -157,9 +157,7 @@ def complete_step(*, step: Step, result: AgentResult, duration_ms: float) -> Non
     with transaction.atomic():
         run = Run.objects.select_for_update().get(pk=step.run_id)
         run.workflow = step.run.workflow  # already loaded, with its parsed definition
-        recorded = Step.objects.filter(
-            pk=step.pk, status=StepStatus.RUNNING, attempt=step.attempt
-        ).update(
+        recorded = Step.objects.still_claimed(step).update(
             status=StepStatus.SUCCEEDED,
             input=result.input,
             output=result.output,
