@@ -279,6 +279,11 @@ STEP_LEASE_SECONDS = env_int("STEP_LEASE_SECONDS", 300)
 # step retried; past the hard one the worker process is killed and the step handed back.
 STEP_SOFT_TIME_LIMIT_SECONDS = env_int("STEP_SOFT_TIME_LIMIT_SECONDS", 60)
 STEP_HARD_TIME_LIMIT_SECONDS = env_int("STEP_HARD_TIME_LIMIT_SECONDS", 120)
+# Per-tool circuit breaker: open after this many failures within the window, let one probe
+# through after the cool-down.
+TOOL_BREAKER_FAILURES = env_int("TOOL_BREAKER_FAILURES", 5)
+TOOL_BREAKER_WINDOW_SECONDS = env_int("TOOL_BREAKER_WINDOW_SECONDS", 60)
+TOOL_BREAKER_COOLDOWN_SECONDS = env_int("TOOL_BREAKER_COOLDOWN_SECONDS", 30)
 # How long a pending step's message may wait before the sweeper sends it again.
 STEP_REDISPATCH_SECONDS = env_int("STEP_REDISPATCH_SECONDS", 300)
 

@@ -3,19 +3,35 @@
 import time
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 from jsonschema import Draft202012Validator
 
+from orchestration.engine.breaker import (
+    Breaker,
+    BreakerPolicy,
+    BreakerState,
+    admit,
+    record_failure,
+    record_success,
+)
+from orchestration.services.audit import record_event
 from tools_registry.builtin import BUILTIN_TOOLS
-from tools_registry.models import ToolCall
+from tools_registry.models import ToolBreaker, ToolCall
 
 
 class ToolDenied(Exception):
     """The call was refused before anything was executed."""
 
     kind = "policy_denied"
+
+
+class CircuitOpen(Exception):
+    """The tool has been failing; calls wait until its breaker lets a probe through."""
+
+    kind = "circuit_open"
 
 
 class ToolOutcomeUnknown(Exception):
@@ -67,6 +83,13 @@ def call_tool(
         )
         raise ToolDenied(denial)
     assert tool is not None
+    finished = ToolCall.objects.filter(
+        idempotency_key=idempotency_key, status=ToolCall.Status.SUCCEEDED
+    ).first()
+    if finished is not None:
+        return {**(finished.result or {}), "replayed": True}
+    if not _admit(name):
+        raise CircuitOpen(f"{name} has been failing; its circuit breaker is open")
     try:
         with transaction.atomic():
             call = ToolCall.objects.create(
@@ -93,6 +116,7 @@ def call_tool(
     try:
         result = tool.handler(arguments, idempotency_key)
     except Exception as exc:
+        _record_outcome(name, succeeded=False)
         ToolCall.objects.filter(pk=call.pk).update(
             status=ToolCall.Status.FAILED,
             error=f"{type(exc).__name__}: {exc}"[:2000],
@@ -100,6 +124,7 @@ def call_tool(
             latency_ms=(time.perf_counter() - started) * 1000,
         )
         raise
+    _record_outcome(name, succeeded=True)
     ToolCall.objects.filter(pk=call.pk).update(
         status=ToolCall.Status.SUCCEEDED,
         result=result,
@@ -107,3 +132,53 @@ def call_tool(
         latency_ms=(time.perf_counter() - started) * 1000,
     )
     return {**result, "replayed": False}
+
+
+def _policy() -> BreakerPolicy:
+    return BreakerPolicy(
+        failure_threshold=settings.TOOL_BREAKER_FAILURES,
+        window_seconds=settings.TOOL_BREAKER_WINDOW_SECONDS,
+        cooldown_seconds=settings.TOOL_BREAKER_COOLDOWN_SECONDS,
+    )
+
+
+def _load(row: ToolBreaker) -> Breaker:
+    return Breaker(BreakerState(row.state), tuple(row.failures), row.opened_at)
+
+
+def _store(row: ToolBreaker, breaker: Breaker) -> None:
+    ToolBreaker.objects.filter(pk=row.pk).update(
+        state=breaker.state, failures=list(breaker.failures), opened_at=breaker.opened_at
+    )
+
+
+def _admit(name: str) -> bool:
+    """Ask the tool's breaker, under its row lock, whether a call may go through now."""
+    with transaction.atomic():
+        row, _ = ToolBreaker.objects.select_for_update().get_or_create(tool=name)
+        allowed, after = admit(_load(row), _policy(), time.time())
+        if after != _load(row):
+            _store(row, after)
+            if after.state is BreakerState.HALF_OPEN:
+                record_event(action="tool.breaker_probe", object_type="tool", object_id=name)
+    return allowed
+
+
+def _record_outcome(name: str, *, succeeded: bool) -> None:
+    with transaction.atomic():
+        row, _ = ToolBreaker.objects.select_for_update().get_or_create(tool=name)
+        before = _load(row)
+        if succeeded and before == Breaker():
+            return  # the common case writes nothing
+        after = (
+            record_success(before) if succeeded else record_failure(before, _policy(), time.time())
+        )
+        _store(row, after)
+        if after.state != before.state:
+            record_event(
+                action=f"tool.breaker_{after.state}",
+                object_type="tool",
+                object_id=name,
+                before={"state": before.state},
+                after={"state": after.state, "recent_failures": len(after.failures)},
+            )

@@ -30,3 +30,16 @@ class ToolCall(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tool} ({self.status}) {self.idempotency_key}"
+
+
+class ToolBreaker(models.Model):
+    """The circuit breaker of one tool, shared by every worker (see engine/breaker.py)."""
+
+    tool = models.CharField(max_length=100, unique=True)
+    state = models.CharField(max_length=16, default="closed")
+    failures = models.JSONField(default=list)
+    opened_at = models.FloatField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.tool}: {self.state}"

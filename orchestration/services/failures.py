@@ -94,17 +94,15 @@ def hold_for_person(*, run: Run, step: Step, reason: str) -> None:
     )
 
 
-def hold_invalid_output(*, step: Step, problems: list[str], asks: int) -> None:
-    """The agent could not produce a valid output: keep the step for a person, who sees what
-    went wrong and may run it again (resume) or cancel the run."""
-    message = f"{step.agent} returned output that breaks its schema {asks} times: " + "; ".join(
-        problems
-    )
+def hold_step(*, step: Step, error_kind: str, message: str) -> None:
+    """The step cannot go on by itself (its agent never produced a valid output, or a tool it
+    needs keeps failing): keep it for a person, who sees why and may run it again (resume)
+    or cancel the run."""
     with transaction.atomic():
         run = Run.objects.select_for_update().get(pk=step.run_id)
         held = Step.objects.still_claimed(step).update(
             status=StepStatus.WAITING_HUMAN,
-            error_kind="invalid_output",
+            error_kind=error_kind,
             error_message=message[:2000],
             lease_expires_at=None,
         )

@@ -27,7 +27,7 @@ from orchestration.services.dispatch import enqueue_step_on_commit
 from orchestration.services.failures import (
     fail_step,
     hold_for_person,
-    hold_invalid_output,
+    hold_step,
     retry_step,
 )
 from orchestration.services.workflows import support_desk_version
@@ -97,14 +97,21 @@ def execute_step(*, step_id: int) -> None:
     try:
         result = _ask_agent(step, context, max_reasks=run.limits.max_reasks)
     except InvalidOutput as invalid:
-        hold_invalid_output(step=step, problems=invalid.problems, asks=invalid.asks)
+        hold_step(
+            step=step,
+            error_kind="invalid_output",
+            message=f"{step.agent} returned output that breaks its schema {invalid.asks} "
+            "times: " + "; ".join(invalid.problems),
+        )
         return
     except Exception as exc:
         # A step interrupted by its soft time limit is worth another try, like a timeout.
         kind = "transient" if isinstance(exc, SoftTimeLimitExceeded) else exc_kind(exc)
         message = f"{type(exc).__name__}: {exc}"
         limits = run.limits
-        if kind == "transient" and step.attempt < limits.max_attempts:
+        if kind == "circuit_open":
+            hold_step(step=step, error_kind=kind, message=message)
+        elif kind == "transient" and step.attempt < limits.max_attempts:
             delay = retry_delay(
                 step.attempt,
                 base=limits.retry_base_seconds,

@@ -240,3 +240,50 @@ def test_a_step_past_its_soft_time_limit_is_retried_as_transient(run_ticket, mon
     assert run.status == RunStatus.SUCCEEDED
     assert run.steps.get(node="research").attempt == 2
     assert AuditEvent.objects.filter(action="step.retrying").count() == 1
+
+
+def test_a_failing_tool_trips_its_breaker_and_later_runs_wait_for_a_person(
+    run_ticket, monkeypatch, settings, alice, django_capture_on_commit_callbacks
+):
+    import time as clock
+
+    from tools_registry import builtin
+    from tools_registry.models import ToolBreaker
+
+    settings.TOOL_BREAKER_FAILURES = 2
+    settings.TOOL_BREAKER_COOLDOWN_SECONDS = 30
+    real = builtin.BUILTIN_TOOLS["send_reply"]
+
+    def outbox_down(arguments, key):
+        raise ConnectionError("outbox unreachable")
+
+    monkeypatch.setitem(
+        builtin.BUILTIN_TOOLS,
+        "send_reply",
+        builtin.BuiltinTool(
+            "send_reply", real.description, real.risk, real.input_schema, outbox_down
+        ),
+    )
+    first, second = run_ticket(**HOW_TO), run_ticket(**HOW_TO)
+    for run in (first, second):
+        run.refresh_from_db()
+        assert run.status == RunStatus.FAILED and "outbox unreachable" in run.error
+    assert ToolBreaker.objects.get(tool="send_reply").state == "open"
+
+    third = run_ticket(**HOW_TO)
+    third.refresh_from_db()
+    assert third.status == RunStatus.WAITING_HUMAN, "not failed: paused until the tool recovers"
+    task = HumanTask.objects.get(run=third)
+    assert task.kind == TaskKind.EXCEPTION and "circuit breaker is open" in task.reason
+    assert third.steps.get(node="send").error_kind == "circuit_open"
+    assert AuditEvent.objects.filter(action="tool.breaker_open").count() == 1
+
+    monkeypatch.setitem(builtin.BUILTIN_TOOLS, "send_reply", real)  # the outbox is back
+    later = clock.time() + 31
+    monkeypatch.setattr("tools_registry.gateway.time.time", lambda: later)
+    with django_capture_on_commit_callbacks(execute=True):
+        resume_run(task_id=task.pk, actor=alice)
+    third.refresh_from_db()
+    assert third.status == RunStatus.SUCCEEDED, "the probe went through and closed the breaker"
+    assert ToolBreaker.objects.get(tool="send_reply").state == "closed"
+    assert Reply.objects.filter(run=third).count() == 1
