@@ -183,7 +183,7 @@ def task_resume(request: HttpRequest, task_id: int) -> HttpResponse:
         version = None
     try:
         resume_run(task_id=task.pk, actor=request.user, expected_version=version)
-    except (TaskConflict, RunControlError) as problem:
+    except (DecisionError, RunControlError) as problem:  # a conflict is a DecisionError too
         messages.error(request, str(problem))
         return redirect("approvals:task", task_id=task.pk)
     messages.success(request, f"Run {task.run_id} resumed with more budget.")

@@ -17,7 +17,7 @@ from orchestration.models import Decision, HumanTask, Run, Step
 from orchestration.services import live
 from orchestration.services.audit import record_event
 from orchestration.services.dispatch import enqueue_step_on_commit
-from orchestration.services.human import TaskConflict
+from orchestration.services.human import lock_open_task
 
 # What "resume with more budget" grants on top of the workflow's limits, each time.
 EXTRA_BUDGET = {"steps": 10, "visits": 2, "tokens": 50_000}
@@ -73,13 +73,9 @@ def resume_run(
     can resolve the task; a second gets a TaskConflict."""
     now = timezone.now()
     with transaction.atomic():
-        task = HumanTask.objects.select_for_update().get(pk=task_id)
+        task = lock_open_task(task_id=task_id, expected_version=expected_version)
         if task.kind != TaskKind.EXCEPTION:
             raise RunControlError("Only a paused run can be resumed.")
-        if task.status != TaskStatus.OPEN:
-            raise TaskConflict(f"This task is already {task.status}; your action was not taken.")
-        if expected_version is not None and expected_version != task.version:
-            raise TaskConflict("This task changed since you opened it; reload to see it.")
         run = Run.objects.select_for_update().select_related("workflow").get(pk=task.run_id)
         check_run_transition(RunStatus(run.status), RunStatus.RUNNING)
         granted = {k: run.extra_budget.get(k, 0) + v for k, v in EXTRA_BUDGET.items()}

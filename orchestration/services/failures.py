@@ -69,9 +69,10 @@ def fail_step(*, step: Step, error_kind: str, message: str) -> None:
         live.publish_on_commit(live.run_group(run.pk), "run.changed", run_id=run.pk)
 
 
-def hold_for_person(*, run: Run, step: Step, reason: str) -> None:
-    """A limit tripped before ``step`` could run: keep the step, pause the run, and open an
-    exception task where a person resumes it with more budget or cancels it."""
+def hold_for_person(*, run: Run, step: Step, reason: str, cause: str = "limit reached") -> None:
+    """``step`` cannot run by itself (a limit tripped, or it was held after failing): keep
+    the step, pause the run, and open an exception task where a person resumes it or cancels
+    it. The caller holds the run's lock and saves its status; ``cause`` names the span."""
     from orchestration.services.human import open_exception_task
 
     check_run_transition(RunStatus(run.status), RunStatus.WAITING_HUMAN)
@@ -81,8 +82,8 @@ def hold_for_person(*, run: Run, step: Step, reason: str) -> None:
         run=run,
         step=step,
         kind=Span.Kind.POLICY,
-        name="limit reached",
-        attributes={"switchboard.limit.reason": reason},
+        name=cause,
+        attributes={"switchboard.pause.reason": reason},
         status="error",
         started_at=timezone.now(),
     )
@@ -108,6 +109,8 @@ def hold_step(*, step: Step, error_kind: str, message: str) -> None:
         )
         if not held or run.is_final:
             return
-        hold_for_person(run=run, step=step, reason=message[:300])
+        hold_for_person(
+            run=run, step=step, reason=message[:300], cause=error_kind.replace("_", " ")
+        )
         run.save(update_fields=["status"])
         live.publish_on_commit(live.run_group(run.pk), "run.changed", run_id=run.pk)

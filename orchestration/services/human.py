@@ -157,16 +157,9 @@ def decide_task(
         )
     now = timezone.now()
     with transaction.atomic():
-        try:
-            task = HumanTask.objects.select_for_update().get(pk=task_id)
-        except HumanTask.DoesNotExist:
-            raise DecisionError("This task does not exist.") from None
+        task = lock_open_task(task_id=task_id, expected_version=expected_version)
         if task.kind != TaskKind.APPROVAL:
             raise DecisionError("This task is a paused run: resume it or cancel the run.")
-        if task.status != TaskStatus.OPEN:
-            raise TaskConflict(_already_decided_message(task))
-        if expected_version is not None and expected_version != task.version:
-            raise TaskConflict("This task changed since you opened it; reload to see it.")
         draft = task.proposal.get("draft", "")
         if action == "reject":
             outcome, text = DecisionOutcome.REJECTED, ""
@@ -227,6 +220,21 @@ def decide_task(
         )
         live.publish_on_commit(live.QUEUE_GROUP, "queue.changed", task_id=task.pk)
     return decision
+
+
+def lock_open_task(*, task_id: int, expected_version: int | None) -> HumanTask:
+    """Lock a task for a person's decision, inside the caller's transaction. Refused: a task
+    that does not exist, one no longer open (the message names who decided it), and one whose
+    version moved since the person loaded it."""
+    try:
+        task = HumanTask.objects.select_for_update().get(pk=task_id)
+    except HumanTask.DoesNotExist:
+        raise DecisionError("This task does not exist.") from None
+    if task.status != TaskStatus.OPEN:
+        raise TaskConflict(_already_decided_message(task))
+    if expected_version is not None and expected_version != task.version:
+        raise TaskConflict("This task changed since you opened it; reload to see it.")
+    return task
 
 
 def _already_decided_message(task: HumanTask) -> str:

@@ -214,6 +214,7 @@ def test_an_agent_that_never_fits_its_schema_pauses_the_run_for_a_person(
     assert "route: 'maybe' is not one of" in task.reason
     step = run.steps.get(node="decide")
     assert (step.status, step.error_kind) == (StepStatus.WAITING_HUMAN, "invalid_output")
+    assert Span.objects.filter(run=run, kind=Span.Kind.POLICY, name="invalid output").exists()
     monkeypatch.setitem(registry.AGENTS, "decider", decider.run)  # the agent is mended
     with django_capture_on_commit_callbacks(execute=True):
         resume_run(task_id=task.pk, actor=alice)
