@@ -18,7 +18,7 @@ from orchestration.engine.breaker import (
     record_success,
 )
 from orchestration.services.audit import record_event
-from tools_registry.builtin import BUILTIN_TOOLS
+from tools_registry.builtin import BUILTIN_TOOLS, BuiltinTool
 from tools_registry.models import ToolBreaker, ToolCall
 
 
@@ -83,32 +83,27 @@ def call_tool(
         )
         raise ToolDenied(denial)
     assert tool is not None
-    finished = ToolCall.objects.filter(
-        idempotency_key=idempotency_key, status=ToolCall.Status.SUCCEEDED
-    ).first()
-    if finished is not None:
-        return {**(finished.result or {}), "replayed": True}
+    earlier = ToolCall.objects.filter(idempotency_key=idempotency_key).first()
+    if earlier is not None and (recorded := _earlier_result(earlier, tool)) is not None:
+        return recorded
     if not _admit(name):
         raise CircuitOpen(f"{name} has been failing; its circuit breaker is open")
-    try:
-        with transaction.atomic():
-            call = ToolCall.objects.create(
-                idempotency_key=idempotency_key,
-                run_id=run_id,
-                agent=agent,
-                tool=name,
-                arguments=arguments,
-            )
-    except IntegrityError:
-        call = ToolCall.objects.get(idempotency_key=idempotency_key)
-        if call.status == ToolCall.Status.SUCCEEDED:
-            return {**(call.result or {}), "replayed": True}
-        if call.status == ToolCall.Status.DENIED:
-            raise ToolDenied(call.error) from None
-        if not tool.idempotent:
-            raise ToolOutcomeUnknown(
-                f"{name} started before ({idempotency_key}) and its outcome is unknown"
-            ) from None
+    if earlier is None:
+        try:
+            with transaction.atomic():
+                call = ToolCall.objects.create(
+                    idempotency_key=idempotency_key,
+                    run_id=run_id,
+                    agent=agent,
+                    tool=name,
+                    arguments=arguments,
+                )
+        except IntegrityError:  # another worker recorded the same call a moment ago
+            earlier = ToolCall.objects.get(idempotency_key=idempotency_key)
+            if (recorded := _earlier_result(earlier, tool)) is not None:
+                return recorded
+    if earlier is not None:
+        call = earlier
         ToolCall.objects.filter(pk=call.pk).update(
             attempts=F("attempts") + 1, status=ToolCall.Status.STARTED
         )
@@ -132,6 +127,21 @@ def call_tool(
         latency_ms=(time.perf_counter() - started) * 1000,
     )
     return {**result, "replayed": False}
+
+
+def _earlier_result(call: ToolCall, tool: BuiltinTool) -> dict[str, Any] | None:
+    """What an earlier call under the same key decides: its recorded result if it succeeded,
+    its refusal again if it was denied, a refusal to guess if a non-idempotent tool may have
+    acted; None when the call may simply be executed again."""
+    if call.status == ToolCall.Status.SUCCEEDED:
+        return {**(call.result or {}), "replayed": True}
+    if call.status == ToolCall.Status.DENIED:
+        raise ToolDenied(call.error)
+    if not tool.idempotent:
+        raise ToolOutcomeUnknown(
+            f"{tool.name} started before ({call.idempotency_key}) and its outcome is unknown"
+        )
+    return None
 
 
 def _policy() -> BreakerPolicy:
