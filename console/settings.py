@@ -42,6 +42,16 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be an integer, not {raw!r}") from None
 
 
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, not {raw!r}") from None
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     raw = os.environ.get(name)
     if raw is None or raw == "":
@@ -273,12 +283,21 @@ if MODEL_PROVIDER not in ("local", "openai"):
 if MODEL_PROVIDER == "openai" and not OPENAI_API_KEY:
     raise ImproperlyConfigured("MODEL_PROVIDER=openai needs OPENAI_API_KEY")
 
-# How long a claimed step may run before the sweeper may hand it to another worker.
-STEP_LEASE_SECONDS = env_int("STEP_LEASE_SECONDS", 300)
-# Per-step time limits (prefork workers): past the soft one the agent is interrupted and the
-# step retried; past the hard one the worker process is killed and the step handed back.
+# Default per-step time limits, for workflows whose config sets none (limits.step_soft_seconds,
+# limits.step_hard_seconds). Past the soft one the agent is interrupted and the step retried
+# as transient; the hard one is the step's lease: once it expires the sweeper hands the step
+# to another worker, and whatever the first one still records is dropped.
 STEP_SOFT_TIME_LIMIT_SECONDS = env_int("STEP_SOFT_TIME_LIMIT_SECONDS", 60)
 STEP_HARD_TIME_LIMIT_SECONDS = env_int("STEP_HARD_TIME_LIMIT_SECONDS", 120)
+if STEP_SOFT_TIME_LIMIT_SECONDS > STEP_HARD_TIME_LIMIT_SECONDS:
+    raise ImproperlyConfigured("STEP_SOFT_TIME_LIMIT_SECONDS must not exceed the hard limit")
+# A worker that finishes a step runs the run's next step itself, without a trip through the
+# broker, until it has spent this long on one message; then the next step is queued, so that
+# one long run cannot keep a worker from the others.
+STEP_CONTINUE_SECONDS = env_float("STEP_CONTINUE_SECONDS", 2.0)
+# The last resort against a wedged worker process (prefork pools only): Celery kills a task
+# that runs this long. It must exceed the longest hard step limit plus the continuation time.
+STEP_TASK_TIME_LIMIT_SECONDS = env_int("STEP_TASK_TIME_LIMIT_SECONDS", 900)
 # Per-tool circuit breaker: open after this many failures within the window, let one probe
 # through after the cool-down.
 TOOL_BREAKER_FAILURES = env_int("TOOL_BREAKER_FAILURES", 5)

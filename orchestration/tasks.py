@@ -4,7 +4,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from orchestration.services import runs, sweeper
+from orchestration.services import steps, sweeper
 
 
 @shared_task(
@@ -15,13 +15,12 @@ from orchestration.services import runs, sweeper
     retry_backoff_max=60,
     retry_jitter=True,
     max_retries=8,
-    # Soft: the agent is interrupted and the step retried as a transient failure. Hard: the
-    # worker process is killed; the message is redelivered and the lease sweeper takes over.
-    soft_time_limit=settings.STEP_SOFT_TIME_LIMIT_SECONDS,
-    time_limit=settings.STEP_HARD_TIME_LIMIT_SECONDS,
+    # Each step's soft limit is enforced by the engine, and its hard limit is its lease. This
+    # is the last resort against a wedged process (prefork pools): the message is redelivered.
+    time_limit=settings.STEP_TASK_TIME_LIMIT_SECONDS,
 )
 def execute_step_task(step_id: int) -> None:
-    runs.execute_step(step_id=step_id)
+    steps.execute_step(step_id=step_id)
 
 
 @shared_task(name="orchestration.requeue_expired_steps", acks_late=True)

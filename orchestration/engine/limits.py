@@ -19,11 +19,23 @@ class Limits:
     max_reasks: int = 2
     retry_base_seconds: float = 1.0
     retry_cap_seconds: float = 60.0
+    # A step still running past its soft limit is interrupted and retried as transient; past
+    # its hard limit its lease has expired and the step is handed to another worker.
+    step_soft_seconds: float = 60.0
+    step_hard_seconds: float = 120.0
+
+    def __post_init__(self) -> None:
+        if self.step_soft_seconds > self.step_hard_seconds:
+            raise ValueError(
+                f"limits.step_soft_seconds ({self.step_soft_seconds}) must not exceed "
+                f"limits.step_hard_seconds ({self.step_hard_seconds})"
+            )
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> "Limits":
-        """Limits from a workflow config's ``limits`` object; unknown keys or values that are
-        not positive numbers are refused with their name."""
+    def from_config(cls, config: Mapping[str, Any], base: "Limits | None" = None) -> "Limits":
+        """Limits from a workflow config's ``limits`` object, over ``base`` (the deployment's
+        defaults) for what it leaves out; unknown keys or values that are not positive numbers
+        are refused with their name."""
         given = dict(config.get("limits", {}))
         known = {f.name: f.type for f in fields(cls)}
         unknown = sorted(set(given) - set(known))
@@ -32,7 +44,7 @@ class Limits:
         for name, value in given.items():
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 raise ValueError(f"limits.{name} must be a positive number, not {value!r}")
-        return replace(cls(), **given)
+        return replace(base or cls(), **given)
 
     def raised(self, *, steps: int = 0, visits: int = 0, tokens: int = 0) -> "Limits":
         return replace(

@@ -1,9 +1,18 @@
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
 from orchestration.engine.limits import Limits, Usage
 from orchestration.engine.states import FINAL_RUN_STATUSES, RunStatus, StepStatus
 from orchestration.engine.workflow import NodeKind
+
+
+def default_limits() -> Limits:
+    """The deployment's defaults for what a workflow's config leaves out."""
+    return Limits(
+        step_soft_seconds=settings.STEP_SOFT_TIME_LIMIT_SECONDS,
+        step_hard_seconds=settings.STEP_HARD_TIME_LIMIT_SECONDS,
+    )
 
 
 class Run(models.Model):
@@ -46,7 +55,9 @@ class Run(models.Model):
     @property
     def limits(self) -> Limits:
         """The workflow version's limits plus whatever extra budget people granted."""
-        return Limits.from_config(self.workflow.config).raised(**self.extra_budget)
+        return Limits.from_config(self.workflow.config, base=default_limits()).raised(
+            **self.extra_budget
+        )
 
     @property
     def usage(self) -> Usage:

@@ -71,12 +71,11 @@ def fail_step(*, step: Step, error_kind: str, message: str) -> None:
 
 def hold_for_person(*, run: Run, step: Step, reason: str, cause: str = "limit reached") -> None:
     """``step`` cannot run by itself (a limit tripped, or it was held after failing): keep
-    the step, pause the run, and open an exception task where a person resumes it or cancels
-    it. The caller holds the run's lock and saves its status; ``cause`` names the span."""
+    the step and open an exception task where a person resumes the run or cancels it. The
+    caller holds the run (its lock, or a conditional write) and has moved it to
+    ``waiting_human``; ``cause`` names the span."""
     from orchestration.services.human import open_exception_task
 
-    check_run_transition(RunStatus(run.status), RunStatus.WAITING_HUMAN)
-    run.status = RunStatus.WAITING_HUMAN
     open_exception_task(run=run, step=step, reason=reason)
     Span.objects.create(
         run=run,
@@ -109,6 +108,8 @@ def hold_step(*, step: Step, error_kind: str, message: str) -> None:
         )
         if not held or run.is_final:
             return
+        check_run_transition(RunStatus(run.status), RunStatus.WAITING_HUMAN)
+        run.status = RunStatus.WAITING_HUMAN
         hold_for_person(
             run=run, step=step, reason=message[:300], cause=error_kind.replace("_", " ")
         )

@@ -39,8 +39,9 @@ class TaskConflict(DecisionError):
 
 
 def open_review_task(*, step: Step) -> HumanTask | None:
-    """Park a claimed human step: open an approval task showing what the agents propose and
-    put the run in ``waiting_human`` until someone decides."""
+    """Park a human step a worker claimed (a workflow that starts with a person, or a step
+    handed back by the sweeper): open its approval task and put the run in
+    ``waiting_human``. A human node reached from an agent step is parked by advance_run."""
     with transaction.atomic():
         run = Run.objects.select_for_update().get(pk=step.run_id)
         parked = Step.objects.still_claimed(step).update(
@@ -48,46 +49,52 @@ def open_review_task(*, step: Step) -> HumanTask | None:
         )
         if not parked or run.is_final:
             return None
-        state = run.state
-        triage = state.get("triage", {})
-        urgency = triage.get("urgency", Urgency.NORMAL)
-        proposal = {
-            "draft": state.get("draft", {}).get("text", ""),
-            "citations": state.get("draft", {}).get("citations", []),
-            "category": triage.get("category", ""),
-            "urgency": urgency,
-            "category_confidence": triage.get("category_confidence", 0.0),
-            "urgency_confidence": triage.get("urgency_confidence", 0.0),
-            "alternatives": triage.get("alternatives", []),
-            "articles": state.get("research", {}).get("articles", []),
-            "similar_tickets": state.get("research", {}).get("similar_tickets", []),
-            "reasons": state.get("decide", {}).get("reasons", []),
-        }
-        task = HumanTask.objects.create(
-            run=run,
-            step=step,
-            kind=TaskKind.APPROVAL,
-            proposal=proposal,
-            category=proposal["category"],
-            urgency=urgency,
-            urgency_rank=URGENCY_RANK.get(urgency, 1),
-            confidence=float(proposal["category_confidence"]),
-            reason="; ".join(proposal["reasons"])[:300],
-        )
         check_run_transition(RunStatus(run.status), RunStatus.WAITING_HUMAN)
         run.status = RunStatus.WAITING_HUMAN
         if run.started_at is None:
             run.started_at = step.started_at
         run.save(update_fields=["status", "started_at"])
-        record_event(
-            action="task.opened",
-            actor_label="agent:decider",
-            object_type="task",
-            object_id=task.pk,
-            after={"run": run.pk, "category": task.category, "urgency": task.urgency},
-        )
-        live.publish_on_commit(live.QUEUE_GROUP, "queue.changed", task_id=task.pk)
         live.publish_on_commit(live.run_group(run.pk), "run.changed", run_id=run.pk)
+        return open_approval_task(run=run, step=step)
+
+
+def open_approval_task(*, run: Run, step: Step) -> HumanTask:
+    """Open the task where a person approves, edits or rejects what the agents propose for
+    ``run``, parked at ``step``. The caller holds the run and moves it to waiting_human."""
+    state = run.state
+    triage = state.get("triage", {})
+    urgency = triage.get("urgency", Urgency.NORMAL)
+    proposal = {
+        "draft": state.get("draft", {}).get("text", ""),
+        "citations": state.get("draft", {}).get("citations", []),
+        "category": triage.get("category", ""),
+        "urgency": urgency,
+        "category_confidence": triage.get("category_confidence", 0.0),
+        "urgency_confidence": triage.get("urgency_confidence", 0.0),
+        "alternatives": triage.get("alternatives", []),
+        "articles": state.get("research", {}).get("articles", []),
+        "similar_tickets": state.get("research", {}).get("similar_tickets", []),
+        "reasons": state.get("decide", {}).get("reasons", []),
+    }
+    task = HumanTask.objects.create(
+        run=run,
+        step=step,
+        kind=TaskKind.APPROVAL,
+        proposal=proposal,
+        category=proposal["category"],
+        urgency=urgency,
+        urgency_rank=URGENCY_RANK.get(urgency, 1),
+        confidence=float(proposal["category_confidence"]),
+        reason="; ".join(proposal["reasons"])[:300],
+    )
+    record_event(
+        action="task.opened",
+        actor_label="agent:decider",
+        object_type="task",
+        object_id=task.pk,
+        after={"run": run.pk, "category": task.category, "urgency": task.urgency},
+    )
+    live.publish_on_commit(live.QUEUE_GROUP, "queue.changed", task_id=task.pk)
     return task
 
 

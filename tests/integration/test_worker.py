@@ -74,7 +74,6 @@ def test_tickets_flow_from_the_api_through_a_worker_to_an_approved_reply(
     actions = set(AuditEvent.objects.values_list("action", flat=True))
     assert {
         "ticket.ingested",
-        "step.completed",
         "task.opened",
         "task.decided",
         "reply.sent",

@@ -222,25 +222,55 @@ def test_an_agent_that_never_fits_its_schema_pauses_the_run_for_a_person(
     assert run.status == RunStatus.SUCCEEDED
 
 
-def test_a_step_past_its_soft_time_limit_is_retried_as_transient(run_ticket, monkeypatch):
-    from celery.exceptions import SoftTimeLimitExceeded
+def test_a_step_past_its_workflows_soft_time_limit_is_interrupted_and_retried(
+    run_ticket, limits, monkeypatch
+):
+    import time as clock
 
     from orchestration.agents import registry, research
 
+    limits(step_soft_seconds=1.5, step_hard_seconds=30)
     calls = []
 
     def slow_once(ctx):
-        calls.append(1)
+        calls.append(clock.monotonic())
         if len(calls) == 1:
-            raise SoftTimeLimitExceeded()
+            clock.sleep(30)  # a model that hangs; the timer interrupts it
         return research.run(ctx)
 
     monkeypatch.setitem(registry.AGENTS, "research", slow_once)
+    started = clock.monotonic()
     run = run_ticket(**HOW_TO)
+    assert clock.monotonic() - started < 20, "the hung call was not interrupted"
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED
     assert run.steps.get(node="research").attempt == 2
-    assert AuditEvent.objects.filter(action="step.retrying").count() == 1
+    retry = AuditEvent.objects.get(action="step.retrying")
+    assert "soft time limit of 1.5 s" in retry.after["error"]
+
+
+def test_a_steps_lease_is_its_workflows_hard_time_limit(run_ticket, limits, monkeypatch):
+    from orchestration.agents import registry, research
+    from orchestration.models import Step
+
+    limits(step_soft_seconds=5, step_hard_seconds=45)
+    leases = []
+
+    def note_lease(ctx):
+        step = Step.objects.get(run_id=ctx.run_id, sequence=ctx.step_sequence)
+        leases.append((step.lease_expires_at - step.started_at).total_seconds())
+        return research.run(ctx)
+
+    monkeypatch.setitem(registry.AGENTS, "research", note_lease)
+    run_ticket(**HOW_TO)
+    assert leases == [45.0]
+
+
+def test_a_soft_limit_above_the_hard_one_is_refused():
+    from orchestration.engine.limits import Limits
+
+    with pytest.raises(ValueError, match="step_soft_seconds"):
+        Limits.from_config({"limits": {"step_soft_seconds": 200, "step_hard_seconds": 100}})
 
 
 def test_a_failing_tool_trips_its_breaker_and_later_runs_wait_for_a_person(
