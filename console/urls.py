@@ -25,6 +25,7 @@ run_patterns = (
         path("<int:run_id>/", runs.run_detail, name="detail"),
         path("<int:run_id>/cancel/", runs.run_cancel, name="cancel"),
         path("<int:run_id>/retry/", runs.run_retry, name="retry"),
+        path("<int:run_id>/replay/", runs.run_replay, name="replay"),
     ],
     "runs",
 )

@@ -1,6 +1,9 @@
 """The tool gateway: every side effect an agent causes passes through ``call_tool``."""
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from django.conf import settings
@@ -41,6 +44,30 @@ class ToolOutcomeUnknown(Exception):
     kind = "permanent"
 
 
+_dry_run: ContextVar[bool] = ContextVar("switchboard_tool_dry_run", default=False)
+
+
+@contextmanager
+def dry_run() -> Iterator[None]:
+    """Within this block no tool executes and nothing is recorded: a call whose key already
+    succeeded returns its recorded result, and any other call returns ``{"executed": False}``.
+    Replays run in it."""
+    token = _dry_run.set(True)
+    try:
+        yield
+    finally:
+        _dry_run.reset(token)
+
+
+def _dry_run_result(idempotency_key: str) -> dict[str, Any]:
+    earlier = ToolCall.objects.filter(
+        idempotency_key=idempotency_key, status=ToolCall.Status.SUCCEEDED
+    ).first()
+    if earlier is not None:
+        return {**(earlier.result or {}), "replayed": True}
+    return {"replayed": False, "executed": False}
+
+
 def call_tool(
     *,
     name: str,
@@ -54,7 +81,10 @@ def call_tool(
     The record is committed before the tool runs and completed after, under a unique
     idempotency key. A repeated call with a key whose call succeeded returns the recorded
     result without executing anything; one whose call was cut short is executed again only if
-    the tool is idempotent. Returns the tool's result plus ``replayed`` (True when reused)."""
+    the tool is idempotent. Returns the tool's result plus ``replayed`` (True when reused).
+    In a dry run (see ``dry_run``) nothing is executed or written."""
+    if _dry_run.get():
+        return _dry_run_result(idempotency_key)
     tool = BUILTIN_TOOLS.get(name)
     denial = None
     if tool is None:

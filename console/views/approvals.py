@@ -14,11 +14,12 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from console.access import Capability, access_task, require
-from orchestration.engine.states import TaskStatus
+from orchestration.engine.states import TaskKind, TaskStatus
 from orchestration.models import HumanTask
 from orchestration.models.taxonomy import Category, Urgency
 from orchestration.services.controls import RunControlError, resume_run
 from orchestration.services.human import DecisionError, TaskConflict, decide_task
+from tools_registry.health import troubled_tools
 
 PAGE_SIZE = 50
 
@@ -118,6 +119,8 @@ def _render_task(
         "error_message": str(error) if error else "",
         "draft_text": task.proposal.get("draft", "") if draft is None else draft,
         "decision": getattr(task, "decision", None) if task.status != TaskStatus.OPEN else None,
+        # A paused run may be waiting on a failing tool: the operator sees its breaker.
+        "troubled_tools": troubled_tools() if task.kind == TaskKind.EXCEPTION else [],
         # Someone else decided first: what this operator typed is still shown to them.
         "unsent_text": draft
         if task.status != TaskStatus.OPEN

@@ -13,6 +13,7 @@ from console.access import Capability, access_run, require
 from orchestration.engine.states import RunStatus
 from orchestration.models import Run
 from orchestration.services.controls import RunControlError, cancel_run, retry_failed_step
+from orchestration.services.replay import ReplayError, replay_run, replayable_steps
 
 PAGE_SIZE = 50
 
@@ -52,9 +53,33 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     template = "console/runs/detail.html"
     if request.htmx and not request.htmx.boosted:
         template += "#run-body"
-    return render(
-        request, template, {"run": run, "ticket": run.ticket, "steps": steps, "replies": replies}
-    )
+    context = {
+        "run": run,
+        "ticket": run.ticket,
+        "steps": steps,
+        "replies": replies,
+        "replayable": replayable_steps(run),
+    }
+    return render(request, template, context)
+
+
+@require_POST
+@require(Capability.VIEW_RUNS)
+def run_replay(request: HttpRequest, run_id: int) -> HttpResponse:
+    """Replay a finished run from a step, as a dry run: nothing is written or sent, so
+    everyone who may read the run may replay it. The result is shown, not stored."""
+    run = access_run(request.user, run_id)
+    try:
+        from_step = int(request.POST.get("from_step", ""))
+    except ValueError:
+        messages.error(request, "Choose the step to replay from.")
+        return redirect("runs:detail", run_id=run.pk)
+    try:
+        replay = replay_run(run_id=run.pk, from_sequence=from_step, actor=request.user)
+    except ReplayError as problem:
+        messages.error(request, str(problem))
+        return redirect("runs:detail", run_id=run.pk)
+    return render(request, "console/runs/replay.html", {"run": run, "replay": replay})
 
 
 @require_POST

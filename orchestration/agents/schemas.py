@@ -57,7 +57,8 @@ OUTPUT_SCHEMAS: dict[str, dict[str, Any]] = {
         "required": ["outcome", "reply_id"],
         "properties": {
             "outcome": {"enum": ["auto_sent", "sent"]},
-            "reply_id": {"type": "integer"},
+            # null only in a replay's dry run, where a send the original never made is not made
+            "reply_id": {"type": ["integer", "null"]},
         },
     },
 }

@@ -32,8 +32,10 @@ def run(ctx: AgentContext) -> AgentResult:
             run_id=ctx.run_id,
         )
         attributes.update({"gen_ai.tool.name": "send_reply", "tool.replayed": result["replayed"]})
+    # In a dry run that reaches a send the original run never made, nothing is sent.
     return AgentResult(
-        output={"outcome": outcome, "reply_id": result["reply_id"]},
+        output={"outcome": outcome, "reply_id": result.get("reply_id")}
+        | ({} if result.get("executed", True) else {"executed": False}),
         input={"chars": len(body)},
         spans=spans,
         attributes={"gen_ai.agent.name": AGENT},

@@ -45,6 +45,8 @@ NOT_PAUSED = Expect(302, location="/approvals/{task}/")
 CANCELS = Expect(302, location="/runs/{run}/", cancelled=True)
 # A waiting run has no failed step: retrying is refused with a message, nothing changes.
 NOT_FAILED = Expect(302, location="/runs/{run}/")
+# Replay changes nothing, so whoever reads runs may ask; a waiting run is refused with a message.
+NOT_FINISHED = Expect(302, location="/runs/{run}/")
 
 PERSONAS = ("anonymous", "alice", "bob", "carol", "dave", "ivan")
 
@@ -59,6 +61,7 @@ MATRIX: dict[str, tuple[Expect, ...]] = {
     "resume":       (LOGIN_HOME,  NOT_PAUSED,  NOT_PAUSED, REFUSED,  REFUSED,     REFUSED),
     "cancel":       (LOGIN_HOME,  CANCELS,     CANCELS, REFUSED,     REFUSED,     REFUSED),
     "retry":        (LOGIN_HOME,  NOT_FAILED,  NOT_FAILED, REFUSED,  REFUSED,     REFUSED),
+    "replay":       (LOGIN_HOME,  NOT_FINISHED, NOT_FINISHED, NOT_FINISHED, REFUSED, REFUSED),
     "runs":         (LOGIN,       SHOWN,       SHOWN,   SHOWN,       DENIED,      DENIED),
     "run":          (LOGIN,       SHOWN,       SHOWN,   SHOWN,       DENIED,      DENIED),
     "audit":        (LOGIN,       DENIED,      SHOWN,   SHOWN,       DENIED,      DENIED),
@@ -67,7 +70,7 @@ MATRIX: dict[str, tuple[Expect, ...]] = {
 # fmt: on
 
 # Screens that need an open task (and its run) to exist.
-NEEDS_TASK = {"task", "decide", "resume", "cancel", "retry", "run"}
+NEEDS_TASK = {"task", "decide", "resume", "cancel", "retry", "replay", "run"}
 
 
 def _path(screen: str, task: HumanTask | None) -> str:
@@ -79,6 +82,7 @@ def _path(screen: str, task: HumanTask | None) -> str:
         "resume": lambda: f"/approvals/{task.pk}/resume/",
         "cancel": lambda: f"/runs/{task.run_id}/cancel/",
         "retry": lambda: f"/runs/{task.run_id}/retry/",
+        "replay": lambda: f"/runs/{task.run_id}/replay/",
         "runs": lambda: "/runs/",
         "run": lambda: f"/runs/{task.run_id}/",
         "audit": lambda: "/audit/",
@@ -119,6 +123,8 @@ def test_each_persona_meets_what_the_role_matrix_says(
         response = client.post(path, {"version": task.version})
     elif screen == "cancel":
         response = client.post(path, {"reason": "handled by phone"})
+    elif screen == "replay":
+        response = client.post(path, {"from_step": 1})
     else:
         response = client.get(path)
 
@@ -134,7 +140,7 @@ def test_each_persona_meets_what_the_role_matrix_says(
     if task is not None and expected.status != 200:
         # Nobody turned away from a task learns what the customer wrote.
         assert SECURITY["subject"] not in response.content.decode()
-    if screen in ("resume", "cancel", "retry"):
+    if screen in ("resume", "cancel", "retry", "replay"):
         task.run.refresh_from_db()
         assert (task.run.status == "cancelled") == expected.cancelled
         assert not Reply.objects.exists()
@@ -158,6 +164,7 @@ SCREEN_URL_NAMES = {
     "decide": "approvals:decide",
     "resume": "approvals:resume",
     "cancel": "runs:cancel",
+    "replay": "runs:replay",
     "retry": "runs:retry",
     "runs": "runs:list",
     "run": "runs:detail",

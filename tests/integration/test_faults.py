@@ -75,7 +75,8 @@ def test_killed_workers_and_a_redis_restart_lose_nothing_and_repeat_nothing(supp
         pytest.fail("the fault test restarts Redis and needs redis-server on PATH")
     rng = random.Random(20261122)
     env = process_env(
-        STEP_LEASE_SECONDS="3",
+        STEP_SOFT_TIME_LIMIT_SECONDS="2",
+        STEP_HARD_TIME_LIMIT_SECONDS="3",
         STEP_REDISPATCH_SECONDS="4",
         SWEEP_INTERVAL_SECONDS="1",
         CELERY_VISIBILITY_TIMEOUT="30",

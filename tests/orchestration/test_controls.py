@@ -7,6 +7,7 @@ from orchestration.models import AuditEvent, HumanTask, Reply, Span
 from orchestration.providers import TransientProviderError
 from orchestration.services.controls import RunControlError, cancel_run, resume_run
 from orchestration.services.human import DecisionError, TaskConflict, decide_task
+from tests.conftest import client_for
 from tests.orchestration.test_runs import HOW_TO, SECURITY
 
 
@@ -308,6 +309,11 @@ def test_a_failing_tool_trips_its_breaker_and_later_runs_wait_for_a_person(
     assert task.kind == TaskKind.EXCEPTION and "circuit breaker is open" in task.reason
     assert third.steps.get(node="send").error_kind == "circuit_open"
     assert AuditEvent.objects.filter(action="tool.breaker_open").count() == 1
+    # The operator deciding what to do sees which tool is failing and when a resume may probe.
+    page = client_for(alice).get(f"/approvals/{task.pk}/").content.decode()
+    assert "Tools that are failing" in page
+    assert "<strong>send_reply</strong>: circuit breaker" in page and "2 recent failures" in page
+    assert "is let through as a test call" in page
 
     monkeypatch.setitem(builtin.BUILTIN_TOOLS, "send_reply", real)  # the outbox is back
     later = clock.time() + 31

@@ -1,0 +1,186 @@
+"""Replay: run a finished run again from step N, as a dry run, and compare.
+
+Nothing is written and no side effect happens: the steps before N keep their recorded
+outputs, each agent from N on runs again on the state it would have had, tool calls go
+through the gateway's dry run (a call the original run made returns its recorded result;
+any other is not executed), and a person's recorded decision is reused where the replay
+reaches the same node at the same place. The result sets each new output beside the
+original. Evaluations of candidate agent versions are built on this."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+
+from orchestration.agents.base import AgentContext, TicketView
+from orchestration.agents.registry import get_agent
+from orchestration.agents.schemas import output_problems
+from orchestration.engine.planner import NoRoute, next_node
+from orchestration.engine.states import StepStatus
+from orchestration.engine.workflow import NodeKind
+from orchestration.models import Run, Step, Workflow
+from orchestration.services.audit import record_event
+from tools_registry.gateway import dry_run
+
+# A replay that loops is stopped here, whatever the workflow's own limits.
+MAX_REPLAY_STEPS = 50
+
+
+class ReplayError(Exception):
+    """A replay that cannot be made; the message is meant for the person who asked."""
+
+
+@dataclass(frozen=True)
+class ReplayedStep:
+    sequence: int
+    node: str
+    agent: str
+    # "agent" (run again), "recorded" (an earlier output reused: a person's decision).
+    source: str
+    # The original run's output at this place, or None where the original went elsewhere.
+    original: dict[str, Any] | None
+    replayed: dict[str, Any] | None
+    problems: tuple[str, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return self.original != self.replayed
+
+
+@dataclass(frozen=True)
+class Replay:
+    run_id: int
+    from_sequence: int
+    workflow_version: int
+    steps: list[ReplayedStep] = field(default_factory=list)
+    # Why the replay stopped where it did, in words.
+    ending: str = ""
+
+    @property
+    def changed(self) -> list[ReplayedStep]:
+        return [s for s in self.steps if s.changed]
+
+
+def replayable_steps(run: Run) -> list[Step]:
+    """The steps a replay of ``run`` may start from: those that ran (not held or queued)."""
+    if not run.is_final:
+        return []
+    return [
+        s
+        for s in run.steps.order_by("sequence")
+        if s.status in (StepStatus.SUCCEEDED, StepStatus.FAILED)
+    ]
+
+
+def replay_run(
+    *,
+    run_id: int,
+    from_sequence: int,
+    workflow: Workflow | None = None,
+    actor: AbstractBaseUser | None = None,
+) -> Replay:
+    """Replay run ``run_id`` from its step ``from_sequence`` with its own workflow version,
+    or with ``workflow`` (another version, say with a candidate's config)."""
+    try:
+        run = Run.objects.select_related("workflow", "ticket").get(pk=run_id)
+    except Run.DoesNotExist:
+        raise ReplayError(f"Run {run_id} does not exist.") from None
+    if not run.is_final:
+        raise ReplayError(f"Run {run.pk} is {run.status}; only a finished run can be replayed.")
+    originals = {s.sequence: s for s in run.steps.order_by("sequence")}
+    start = originals.get(from_sequence)
+    if start is None or start.status not in (StepStatus.SUCCEEDED, StepStatus.FAILED):
+        raise ReplayError(f"Run {run.pk} has no step {from_sequence} that ran.")
+    workflow = workflow or run.workflow
+    definition = workflow.parsed
+    if start.node not in {n.name for n in definition.nodes}:
+        raise ReplayError(f"Workflow version {workflow.version} has no node {start.node!r}.")
+    state = {
+        s.node: s.output
+        for seq, s in originals.items()
+        if seq < from_sequence and s.output is not None
+    }
+    ticket = TicketView(
+        id=run.ticket.pk,
+        subject=run.ticket.subject,
+        body=run.ticket.body,
+        customer_name=run.ticket.customer_name,
+    )
+    replay = Replay(run_id=run.pk, from_sequence=from_sequence, workflow_version=workflow.version)
+    node_name: str | None = start.node
+    sequence = from_sequence
+    with dry_run():
+        while node_name is not None:
+            if len(replay.steps) >= MAX_REPLAY_STEPS:
+                return _ended(replay, run, actor, f"stopped after {MAX_REPLAY_STEPS} steps")
+            node = definition.node(node_name)
+            same_place = originals.get(sequence)
+            original = same_place.output if same_place and same_place.node == node_name else None
+            if node.kind == NodeKind.HUMAN:
+                if original is None:
+                    replay.steps.append(
+                        ReplayedStep(sequence, node_name, "", "recorded", None, None)
+                    )
+                    return _ended(replay, run, actor, "would wait for a person here")
+                output, source, problems = original, "recorded", ()
+            else:
+                context = AgentContext(
+                    run_id=run.pk,
+                    step_sequence=sequence,
+                    ticket=ticket,
+                    state=state,
+                    config=workflow.config,
+                )
+                try:
+                    output = get_agent(node.agent or "")(context).output
+                except Exception as exc:
+                    replay.steps.append(
+                        ReplayedStep(
+                            sequence,
+                            node_name,
+                            node.agent or "",
+                            "agent",
+                            original,
+                            None,
+                            (f"{type(exc).__name__}: {exc}",),
+                        )
+                    )
+                    return _ended(replay, run, actor, f"{node.agent} failed")
+                source, problems = "agent", tuple(output_problems(node.agent or "", output))
+            replay.steps.append(
+                ReplayedStep(
+                    sequence, node_name, node.agent or "", source, original, output, problems
+                )
+            )
+            state = {**state, node_name: output}
+            try:
+                node_name = next_node(definition, node_name, output)
+            except NoRoute as exc:
+                return _ended(replay, run, actor, str(exc))
+            sequence += 1
+    return _ended(replay, run, actor, "the workflow ended")
+
+
+def _ended(replay: Replay, run: Run, actor: AbstractBaseUser | None, ending: str) -> Replay:
+    finished = Replay(
+        run_id=replay.run_id,
+        from_sequence=replay.from_sequence,
+        workflow_version=replay.workflow_version,
+        steps=replay.steps,
+        ending=ending,
+    )
+    if actor is not None:
+        record_event(
+            action="run.replayed",
+            actor=actor,
+            object_type="run",
+            object_id=run.pk,
+            after={
+                "from_step": replay.from_sequence,
+                "workflow_version": replay.workflow_version,
+                "steps": len(replay.steps),
+                "changed": len(finished.changed),
+                "ending": ending,
+            },
+        )
+    return finished
