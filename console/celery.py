@@ -22,10 +22,14 @@ app.autodiscover_tasks()
 @task_prerun.connect
 def _retire_broken_or_old_connections(task: Any = None, **kwargs: Any) -> None:
     """What Django does at the start of each request: drop a connection that failed (the
-    database restarted) or passed CONN_MAX_AGE, so the task opens a fresh one. A task run
-    in-process (eagerly) shares its caller's connection and transaction, and is left alone."""
-    from django.db import close_old_connections
+    database restarted) or passed CONN_MAX_AGE, so the task opens a fresh one. A connection
+    that raised no error is trusted without a ping: a step that meets a dead one fails with
+    OperationalError, is retried, and this drops the connection first. A task run in-process
+    (eagerly) shares its caller's connection and transaction, and is left alone."""
+    from django.db import connections
 
     if task is None or getattr(task.request, "is_eager", False):
         return
-    close_old_connections()
+    for connection in connections.all(initialized_only=True):
+        connection.close_if_unusable_or_obsolete()
+        connection.health_check_done = True

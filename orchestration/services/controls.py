@@ -35,6 +35,12 @@ def cancel_run(*, run_id: int, actor: AbstractBaseUser, reason: str) -> Run:
         raise RunControlError("Cancelling a run needs a reason.")
     now = timezone.now()
     with transaction.atomic():
+        # Open tasks before the run: the order decide_task and resume_run lock them in.
+        list(
+            HumanTask.objects.select_for_update()
+            .filter(run_id=run_id, status=TaskStatus.OPEN)
+            .values_list("pk", flat=True)
+        )
         run = Run.objects.select_for_update().get(pk=run_id)
         if run.is_final:
             raise RunControlError(f"Run {run.pk} has already {run.status}; nothing to cancel.")

@@ -20,7 +20,7 @@ from orchestration.models import Decision, HumanTask, Run, Span, Step
 from orchestration.models.taxonomy import URGENCY_RANK, Urgency
 from orchestration.services import live
 from orchestration.services.audit import record_event
-from orchestration.services.runs import advance_run
+from orchestration.services.runs import RunChanged, advance_run
 
 MAX_REPLY_CHARS = 20000
 
@@ -195,7 +195,7 @@ def decide_task(
         }
         if outcome == DecisionOutcome.REJECTED:
             output["outcome"] = "rejected"
-        step = Step.objects.select_related("run__workflow").get(pk=task.step_id)
+        step, run = task.step, task.run
         Step.objects.filter(pk=step.pk).update(
             status=StepStatus.SUCCEEDED, output=output, finished_at=now
         )
@@ -208,10 +208,13 @@ def decide_task(
             started_at=task.created_at,
             duration_ms=(now - task.created_at).total_seconds() * 1000,
         )
-        run = Run.objects.select_for_update().get(pk=task.run_id)
-        run.workflow = step.run.workflow
         following = next_node(run.workflow.parsed, step.node, output)
-        advance_run(run=run, step=step, output=output, following=following, now=now)
+        try:
+            advance_run(run=run, step=step, output=output, following=following, now=now)
+        except RunChanged:
+            raise TaskConflict(
+                "The run changed while you decided (it was cancelled); nothing was recorded."
+            ) from None
         record_event(
             action="task.decided",
             actor=actor,
@@ -234,7 +237,13 @@ def lock_open_task(*, task_id: int, expected_version: int | None) -> HumanTask:
     that does not exist, one no longer open (the message names who decided it), and one whose
     version moved since the person loaded it."""
     try:
-        task = HumanTask.objects.select_for_update().get(pk=task_id)
+        # The task's row is the lock; its step, run and workflow come in the same query. Every
+        # writer takes a run's task before the run itself (cancel_run too), so none deadlock.
+        task = (
+            HumanTask.objects.select_for_update(of=("self",))
+            .select_related("step", "run__workflow")
+            .get(pk=task_id)
+        )
     except HumanTask.DoesNotExist:
         raise DecisionError("This task does not exist.") from None
     if task.status != TaskStatus.OPEN:

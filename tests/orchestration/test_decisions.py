@@ -162,3 +162,78 @@ def test_two_operators_deciding_at_the_same_moment_record_one_decision(
     loser = next(v for v in results.values() if v != "recorded")
     assert "already" in loser and "your decision was not recorded" in loser
     assert Decision.objects.filter(task=task).count() == 1
+
+
+def test_a_decision_on_a_run_that_moved_underneath_is_refused_and_nothing_is_kept(
+    waiting_task, alice, monkeypatch
+):
+    from django.db.models import F
+
+    from orchestration.models import Run
+    from orchestration.services import human
+
+    real_next_node = human.next_node
+
+    def run_moves_meanwhile(*args, **kwargs):
+        # Another writer moves the run between the task's lock and the run's write.
+        Run.objects.filter(pk=waiting_task.run_id).update(step_count=F("step_count") + 1)
+        return real_next_node(*args, **kwargs)
+
+    monkeypatch.setattr(human, "next_node", run_moves_meanwhile)
+    with pytest.raises(TaskConflict, match="run changed while you decided"):
+        decide_task(task_id=waiting_task.pk, actor=alice, action="approve")
+    waiting_task.refresh_from_db()
+    assert waiting_task.status == TaskStatus.OPEN
+    assert not Decision.objects.exists() and not Reply.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cancel_and_a_decision_at_the_same_moment_never_deadlock(support_desk):
+    """Both lock the task before the run; whichever comes second meets a clear refusal."""
+    from django.contrib.auth.models import Group, User
+
+    from orchestration.models import Run
+    from orchestration.services.controls import RunControlError, cancel_run
+    from orchestration.services.tickets import ingest_tickets
+    from tests.conftest import new_ticket
+
+    person = User.objects.create_user("alice")
+    person.groups.add(Group.objects.get_or_create(name="operator")[0])
+    outcomes = []
+    for round_ in range(5):
+        (ticket,) = ingest_tickets(
+            tickets=[new_ticket(**SECURITY, customer_email=f"r{round_}@example.com")],
+            actor_label="test",
+        )
+        task = HumanTask.objects.get(run__ticket=ticket)
+        barrier = threading.Barrier(2)
+        results: dict[str, str] = {}
+
+        def act(kind, task=task, barrier=barrier, results=results):
+            try:
+                barrier.wait()
+                if kind == "decide":
+                    decide_task(task_id=task.pk, actor=person, action="approve")
+                else:
+                    cancel_run(run_id=task.run_id, actor=person, reason="by phone")
+                results[kind] = "done"
+            except (TaskConflict, RunControlError) as refused:
+                results[kind] = f"refused: {refused}"
+            except Exception as error:  # a deadlock would land here
+                results[kind] = f"error: {error!r}"
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=act, args=(k,)) for k in ("decide", "cancel")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not any(v.startswith("error") for v in results.values()), results
+        run = Run.objects.get(pk=task.run_id)
+        if results["cancel"] == "done":
+            assert run.status == RunStatus.CANCELLED
+        else:
+            assert results["decide"] == "done" and run.status != RunStatus.CANCELLED
+        outcomes.append(tuple(sorted(results.items())))
+    assert outcomes
