@@ -1,4 +1,10 @@
-"""The checkpoint of an agent step on PostgreSQL: one statement, one round trip.
+"""The step path's two writes on PostgreSQL, one statement each: claiming a step, and the
+checkpoint of an agent step.
+
+Claiming a step (``claim_step``) is one ``UPDATE … FROM … RETURNING``: the compare-and-set
+from ``pending``, the lease from the workflow's hard step limit, and the step, run and ticket
+a worker needs, in one round trip, where the ORM needs a joined select and an update (and
+spends more time compiling the join than the database spends running it).
 
 Recording a finished step touches four rows: the run (state, counts, status), the step
 (output, succeeded), its span, and the next step (queued, or claimed by this worker). As
@@ -17,17 +23,77 @@ finishes. Pauses for a person and tripped limits write more (tasks, audit events
 the ORM path in services.steps, as every case does on SQLite."""
 
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
-from django.db import connection
+from django.db import connection, models
 from psycopg.types.json import Jsonb
 
 from orchestration.agents.base import AgentResult
 from orchestration.engine.states import StepStatus
-from orchestration.models import Run, Span, Step, Ticket
+from orchestration.models import Run, Span, Step, Ticket, Workflow
 
-RUN, STEP, SPAN, TICKET = (m._meta.db_table for m in (Run, Step, Span, Ticket))
+RUN, STEP, SPAN, TICKET, WORKFLOW = (m._meta.db_table for m in (Run, Step, Span, Ticket, Workflow))
+M = TypeVar("M", bound=models.Model)
+
+
+def _columns(model: type[models.Model], alias: str) -> str:
+    return ", ".join(f"{alias}.{f.column}" for f in model._meta.concrete_fields)
+
+
+# Only table and column names from the models are formatted in; values are bound parameters.
+CLAIM_SQL = f"""
+UPDATE {STEP} AS s
+SET status = 'running', attempt = s.attempt + 1, started_at = %(now)s,
+    lease_expires_at = %(now)s + make_interval(secs => COALESCE(
+        (w.config #>> '{{limits,step_hard_seconds}}')::float8, %(hard_seconds)s))
+FROM {RUN} AS r
+JOIN {WORKFLOW} AS w ON w.id = r.workflow_id
+JOIN {TICKET} AS t ON t.id = r.ticket_id
+WHERE s.id = %(step)s AND s.status = 'pending' AND r.id = s.run_id
+RETURNING {_columns(Step, "s")}, {_columns(Run, "r")}, {_columns(Ticket, "t")},
+    w.definition_hash
+"""  # noqa: S608
+
+_workflows: dict[tuple[int, str], Workflow] = {}
+
+
+def claim_step(*, step_id: int, now: datetime, hard_seconds: float) -> Step | None:
+    """Claim a pending step for this worker; None if it is not pending (another delivery
+    took it, or it was cancelled). The step comes with its run, the run's ticket and its
+    workflow version (kept per process: versions never change)."""
+    params = {"step": step_id, "now": now, "hard_seconds": hard_seconds}
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(CLAIM_SQL, params, prepare=True)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    values = list(row)
+    step = _instance(Step, values)
+    run = _instance(Run, values)
+    ticket = _instance(Ticket, values)
+    (definition_hash,) = values
+    key = (run.workflow_id, definition_hash)
+    if key not in _workflows:
+        _workflows[key] = Workflow.objects.get(pk=run.workflow_id)
+    run.workflow = _workflows[key]
+    run.ticket = ticket
+    step.run = run
+    return step
+
+
+def _instance(model: type[M], values: list[Any]) -> M:
+    """A model instance from the next values of a returned row, converted as the ORM would
+    (JSON arrives as text); the values are taken off the front of the list."""
+    fields = model._meta.concrete_fields
+    taken, values[:] = values[: len(fields)], values[len(fields) :]
+    converted = [
+        f.from_db_value(v, None, connection) if hasattr(f, "from_db_value") else v
+        for f, v in zip(fields, taken, strict=True)
+    ]
+    return model.from_db(connection.alias, [f.attname for f in fields], converted)
+
 
 # Only table names from the models are formatted in; every value is a bound parameter.
 CHECKPOINT_SQL = f"""

@@ -26,7 +26,7 @@ from orchestration.engine.states import StepStatus
 from orchestration.engine.workflow import NodeKind
 from orchestration.models import Span, Step
 from orchestration.services import live
-from orchestration.services.checkpoint import record_agent_step
+from orchestration.services.checkpoint import claim_step, record_agent_step
 from orchestration.services.dispatch import enqueue_step_on_commit
 from orchestration.services.failures import fail_step, hold_step, retry_step
 from orchestration.services.runs import (
@@ -52,27 +52,35 @@ def execute_step(*, step_id: int) -> None:
     """Claim a pending step and run it, then the run's following steps while this message's
     time lasts. Only one conditional update from ``pending`` can claim a step, so a second
     delivery of the same message finds nothing to do and returns."""
-    step = Step.objects.select_related("run__workflow", "run__ticket").filter(pk=step_id).first()
-    if step is None or step.status != StepStatus.PENDING:
+    step = _claim(step_id)
+    if step is None:
         logger.info("step %s is not pending; nothing to do", step_id)
         return
-    now = timezone.now()
-    lease = timedelta(seconds=step.run.limits.step_hard_seconds)
-    claimed = Step.objects.filter(pk=step_id, status=StepStatus.PENDING).update(
-        status=StepStatus.RUNNING,
-        attempt=F("attempt") + 1,
-        started_at=now,
-        lease_expires_at=now + lease,
-    )
-    if not claimed:
-        logger.info("step %s was claimed by another delivery", step_id)
-        return
-    step.status, step.attempt, step.started_at = StepStatus.RUNNING, step.attempt + 1, now
-    step.lease_expires_at = now + lease
     go_on_until = time.monotonic() + settings.STEP_CONTINUE_SECONDS
     following: Step | None = step
     while following is not None:
         following = run_claimed_step(following, claim_next=time.monotonic() < go_on_until)
+
+
+def _claim(step_id: int) -> Step | None:
+    """The step, claimed for this worker with its lease set, or None if it is not pending."""
+    now = timezone.now()
+    if connection.vendor == "postgresql":
+        return claim_step(
+            step_id=step_id, now=now, hard_seconds=settings.STEP_HARD_TIME_LIMIT_SECONDS
+        )
+    step = Step.objects.select_related("run__workflow", "run__ticket").filter(pk=step_id).first()
+    if step is None or step.status != StepStatus.PENDING:
+        return None
+    lease = now + timedelta(seconds=step.run.limits.step_hard_seconds)
+    claimed = Step.objects.filter(pk=step_id, status=StepStatus.PENDING).update(
+        status=StepStatus.RUNNING, attempt=F("attempt") + 1, started_at=now, lease_expires_at=lease
+    )
+    if not claimed:
+        return None
+    step.status, step.attempt, step.started_at = StepStatus.RUNNING, step.attempt + 1, now
+    step.lease_expires_at = lease
+    return step
 
 
 def run_claimed_step(step: Step, *, claim_next: bool) -> Step | None:

@@ -7,6 +7,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
+from orchestration.engine.limits import Limits
 from orchestration.engine.workflow import parse_definition
 from orchestration.models import Workflow
 from orchestration.workflows import support_desk
@@ -27,6 +28,7 @@ def ensure_workflow_version(*, definition: dict[str, Any], config: dict[str, Any
     number if it is new. An unchanged definition never makes a new version; runs already in
     flight keep pointing at the version they started on."""
     parsed = parse_definition(definition)
+    Limits.from_config(config)  # refuses unknown or malformed limits, naming them
     fingerprint = _fingerprint(definition, config)
     existing = Workflow.objects.filter(name=parsed.name, definition_hash=fingerprint).first()
     if existing:
