@@ -182,3 +182,17 @@ def test_the_reply_is_sent_through_the_gateway_and_recorded_once(run_ticket):
     assert (call.tool, call.agent, call.status) == ("send_reply", "sender", "succeeded")
     assert call.idempotency_key == f"run:{run.pk}:step:5:call:0"
     assert call.result == {"reply_id": Reply.objects.get(run=run).pk}
+
+
+def test_a_workflow_version_with_malformed_limits_is_refused_by_name(db):
+    with pytest.raises(ValueError, match="limits.max_steps must be a positive number"):
+        ensure_workflow_version(
+            definition=support_desk_workflow.DEFINITION,
+            config={**support_desk_workflow.CONFIG, "limits": {"max_steps": "ten"}},
+        )
+    with pytest.raises(ValueError, match="unknown limits: max_stpes"):
+        ensure_workflow_version(
+            definition=support_desk_workflow.DEFINITION,
+            config={**support_desk_workflow.CONFIG, "limits": {"max_stpes": 3}},
+        )
+    assert not Workflow.objects.exists()
