@@ -206,9 +206,13 @@ def _langgraph(checkpointer):
     return five.compile(checkpointer=checkpointer), pause.compile(checkpointer=checkpointer)
 
 
-def bench_langgraph(runs: int) -> tuple[float, float, float]:
+def bench_langgraph(runs: int, durability: str) -> tuple[float, float, float]:
     """LangGraph with its PostgreSQL checkpointer: ms per node of the 5-node graph, and the
-    pause (to the interrupt) and resume (Command(resume=...) to the end) latencies."""
+    pause (to the interrupt) and resume (Command(resume=...) to the end) latencies.
+
+    ``durability`` "sync" writes each checkpoint before the next node starts, the guarantee
+    Switchboard gives (a step is committed before the next one runs); LangGraph's default,
+    "async", writes it while the next node runs. Both are measured."""
     from langgraph.checkpoint.postgres import PostgresSaver
     from langgraph.types import Command
 
@@ -219,15 +223,15 @@ def bench_langgraph(runs: int) -> tuple[float, float, float]:
         for _ in range(runs):
             config = {"configurable": {"thread_id": str(uuid.uuid4())}}
             started = time.perf_counter()
-            five.invoke({"n": 0}, config)
+            five.invoke({"n": 0}, config, durability=durability)
             steps.append((time.perf_counter() - started) * 1000 / 5)
             config = {"configurable": {"thread_id": str(uuid.uuid4())}}
             started = time.perf_counter()
-            result = pause.invoke({"n": 0}, config)
+            result = pause.invoke({"n": 0}, config, durability=durability)
             assert "__interrupt__" in result
             pauses.append((time.perf_counter() - started) * 1000)
             started = time.perf_counter()
-            pause.invoke(Command(resume="ok"), config)
+            pause.invoke(Command(resume="ok"), config, durability=durability)
             resumes.append((time.perf_counter() - started) * 1000)
     return statistics.median(steps), statistics.median(pauses), statistics.median(resumes)
 
@@ -322,7 +326,14 @@ def main() -> None:
     django.setup()
     ensure_support_desk()
     rounds = {
-        k: [] for k in ("engine", "celery", "lg_step", "pause", "resume", "lg_pause", "lg_resume")
+        k: []
+        for k in (
+            "engine",
+            "celery",
+            "pause",
+            "resume",
+            *(f"lg_{mode}_{m}" for mode in ("sync", "async") for m in ("step", "pause", "resume")),
+        )
     }
     workers = start_workers(1)
     try:
@@ -332,10 +343,11 @@ def main() -> None:
             pause, resume = bench_engine_pause(args.runs)
             rounds["pause"].append(pause)
             rounds["resume"].append(resume)
-            step, lg_pause, lg_resume = bench_langgraph(args.runs)
-            rounds["lg_step"].append(step)
-            rounds["lg_pause"].append(lg_pause)
-            rounds["lg_resume"].append(lg_resume)
+            for mode in ("sync", "async"):
+                step, lg_pause, lg_resume = bench_langgraph(args.runs, mode)
+                rounds[f"lg_{mode}_step"].append(step)
+                rounds[f"lg_{mode}_pause"].append(lg_pause)
+                rounds[f"lg_{mode}_resume"].append(lg_resume)
         one_worker = bench_throughput(args.tickets)
     finally:
         stop_workers(workers)
@@ -348,9 +360,15 @@ def main() -> None:
     report = {
         **median,
         "engine_vs_celery": round(median["engine"] / median["celery"], 2),
-        "engine_vs_langgraph_step": round(median["engine"] / median["lg_step"], 2),
+        "engine_vs_langgraph_sync_step": round(median["engine"] / median["lg_sync_step"], 2),
+        "engine_vs_langgraph_async_step": round(median["engine"] / median["lg_async_step"], 2),
         "pause_plus_resume_ms": round(median["pause"] + median["resume"], 2),
-        "langgraph_pause_plus_resume_ms": round(median["lg_pause"] + median["lg_resume"], 2),
+        "langgraph_sync_pause_plus_resume_ms": round(
+            median["lg_sync_pause"] + median["lg_sync_resume"], 2
+        ),
+        "langgraph_async_pause_plus_resume_ms": round(
+            median["lg_async_pause"] + median["lg_async_resume"], 2
+        ),
         "tickets_per_second_1_worker": round(one_worker, 1),
         "tickets_per_second_2_workers": round(two_workers, 1),
         "rounds": args.rounds,
