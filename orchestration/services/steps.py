@@ -26,7 +26,11 @@ from orchestration.engine.states import StepStatus
 from orchestration.engine.workflow import NodeKind
 from orchestration.models import Span, Step
 from orchestration.services import live
-from orchestration.services.checkpoint import claim_step, record_agent_step
+from orchestration.services.checkpoint import (
+    agent_span_attributes,
+    claim_step,
+    record_agent_step,
+)
 from orchestration.services.dispatch import enqueue_step_on_commit
 from orchestration.services.failures import fail_step, hold_step, retry_step
 from orchestration.services.runs import (
@@ -276,13 +280,7 @@ def _record_spans(*, step: Step, result: AgentResult, duration_ms: float) -> Non
         step=step,
         kind=Span.Kind.AGENT,
         name=f"invoke_agent {step.agent}",
-        attributes={
-            "gen_ai.operation.name": "invoke_agent",
-            "gen_ai.agent.name": step.agent,
-            "gen_ai.usage.input_tokens": result.input_tokens,
-            "gen_ai.usage.output_tokens": result.output_tokens,
-            **result.attributes,
-        },
+        attributes=agent_span_attributes(step, result),
         started_at=step.started_at,
         duration_ms=duration_ms,
     )
