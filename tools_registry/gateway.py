@@ -20,6 +20,8 @@ from orchestration.engine.breaker import (
     record_failure,
     record_success,
 )
+from orchestration.engine.states import FINAL_RUN_STATUSES
+from orchestration.models import Run
 from orchestration.services.audit import record_event
 from tools_registry.builtin import BUILTIN_TOOLS, BuiltinTool
 from tools_registry.models import ToolBreaker, ToolCall
@@ -35,6 +37,12 @@ class CircuitOpen(Exception):
     """The tool has been failing; calls wait until its breaker lets a probe through."""
 
     kind = "circuit_open"
+
+
+class RunNotActive(Exception):
+    """The call's run is over (a person cancelled it while its step was running)."""
+
+    kind = "permanent"
 
 
 class ToolOutcomeUnknown(Exception):
@@ -116,6 +124,9 @@ def call_tool(
     earlier = ToolCall.objects.filter(idempotency_key=idempotency_key).first()
     if earlier is not None and (recorded := _earlier_result(earlier, tool)) is not None:
         return recorded
+    if run_id is not None and Run.objects.filter(pk=run_id, status__in=FINAL_RUN_STATUSES).exists():
+        # A worker that went on with a run a person cancelled meanwhile acts no further.
+        raise RunNotActive(f"run {run_id} has finished or was cancelled; {name} was not called")
     if not _admit(name):
         raise CircuitOpen(f"{name} has been failing; its circuit breaker is open")
     if earlier is None:

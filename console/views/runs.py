@@ -64,10 +64,11 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
 
 
 @require_POST
-@require(Capability.VIEW_RUNS)
+@require(Capability.DECIDE)
 def run_replay(request: HttpRequest, run_id: int) -> HttpResponse:
-    """Replay a finished run from a step, as a dry run: nothing is written or sent, so
-    everyone who may read the run may replay it. The result is shown, not stored."""
+    """Replay a finished run from a step, as a dry run: nothing is written or sent, but the
+    agents run again (model calls cost money), so it is for those who act on runs, not for
+    read-only roles. The result is shown, not stored."""
     run = access_run(request.user, run_id)
     try:
         from_step = int(request.POST.get("from_step", ""))

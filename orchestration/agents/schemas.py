@@ -57,9 +57,14 @@ OUTPUT_SCHEMAS: dict[str, dict[str, Any]] = {
         "required": ["outcome", "reply_id"],
         "properties": {
             "outcome": {"enum": ["auto_sent", "sent"]},
-            # null only in a replay's dry run, where a send the original never made is not made
             "reply_id": {"type": ["integer", "null"]},
+            "executed": {"const": False},
         },
+        # No reply id only in a replay's dry run, where a send the original never made is
+        # not made (and says so); a real send always names its reply.
+        "if": {"required": ["executed"]},
+        "then": {"properties": {"reply_id": {"type": "null"}}},
+        "else": {"properties": {"reply_id": {"type": "integer"}}},
     },
 }
 

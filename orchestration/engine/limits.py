@@ -7,6 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+# Sanity ceilings on configured limits: a week for any time, a billion for any count.
+MAX_SECONDS = 7 * 24 * 3600
+MAX_COUNT = 1_000_000_000
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -44,6 +48,9 @@ class Limits:
         for name, value in given.items():
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 raise ValueError(f"limits.{name} must be a positive number, not {value!r}")
+            ceiling = MAX_SECONDS if name.endswith("_seconds") else MAX_COUNT
+            if value > ceiling:
+                raise ValueError(f"limits.{name} must be at most {ceiling}, not {value!r}")
         return replace(base or cls(), **given)
 
     def raised(self, *, steps: int = 0, visits: int = 0, tokens: int = 0) -> "Limits":

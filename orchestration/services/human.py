@@ -196,6 +196,13 @@ def decide_task(
         if outcome == DecisionOutcome.REJECTED:
             output["outcome"] = "rejected"
         step, run = task.step, task.run
+        following = next_node(run.workflow.parsed, step.node, output)
+        try:  # the run's row before the step's: task, run, step is every writer's lock order
+            advance_run(run=run, step=step, output=output, following=following, now=now)
+        except RunChanged:
+            raise TaskConflict(
+                "The run changed while you decided (it was cancelled); nothing was recorded."
+            ) from None
         Step.objects.filter(pk=step.pk).update(
             status=StepStatus.SUCCEEDED, output=output, finished_at=now
         )
@@ -208,13 +215,6 @@ def decide_task(
             started_at=task.created_at,
             duration_ms=(now - task.created_at).total_seconds() * 1000,
         )
-        following = next_node(run.workflow.parsed, step.node, output)
-        try:
-            advance_run(run=run, step=step, output=output, following=following, now=now)
-        except RunChanged:
-            raise TaskConflict(
-                "The run changed while you decided (it was cancelled); nothing was recorded."
-            ) from None
         record_event(
             action="task.decided",
             actor=actor,

@@ -76,7 +76,11 @@ def _claim(step_id: int) -> Step | None:
     step = Step.objects.select_related("run__workflow", "run__ticket").filter(pk=step_id).first()
     if step is None or step.status != StepStatus.PENDING:
         return None
-    lease = now + timedelta(seconds=step.run.limits.step_hard_seconds)
+    try:
+        hard_seconds = step.run.limits.step_hard_seconds
+    except ValueError:  # reported when the step runs; the lease only needs a length
+        hard_seconds = settings.STEP_HARD_TIME_LIMIT_SECONDS
+    lease = now + timedelta(seconds=hard_seconds)
     claimed = Step.objects.filter(pk=step_id, status=StepStatus.PENDING).update(
         status=StepStatus.RUNNING, attempt=F("attempt") + 1, started_at=now, lease_expires_at=lease
     )
@@ -113,7 +117,11 @@ def run_claimed_step(step: Step, *, claim_next: bool) -> Step | None:
         state=run.state,
         config=run.workflow.config,
     )
-    limits = run.limits
+    try:
+        limits = run.limits
+    except ValueError as bad:  # a deployment default changed under a stored config
+        fail_step(step=step, error_kind="permanent", message=f"the workflow's limits: {bad}")
+        return None
     started = time.perf_counter()
     try:
         with soft_time_limit(limits.step_soft_seconds):

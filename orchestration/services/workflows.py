@@ -10,6 +10,7 @@ from django.db.models import Max
 from orchestration.engine.limits import Limits
 from orchestration.engine.workflow import parse_definition
 from orchestration.models import Workflow
+from orchestration.models.runs import default_limits
 from orchestration.workflows import support_desk
 
 _version_ids: dict[str, int] = {}
@@ -28,7 +29,8 @@ def ensure_workflow_version(*, definition: dict[str, Any], config: dict[str, Any
     number if it is new. An unchanged definition never makes a new version; runs already in
     flight keep pointing at the version they started on."""
     parsed = parse_definition(definition)
-    Limits.from_config(config)  # refuses unknown or malformed limits, naming them
+    # Refuses unknown or malformed limits by name, against this deployment's defaults.
+    Limits.from_config(config, base=default_limits())
     fingerprint = _fingerprint(definition, config)
     existing = Workflow.objects.filter(name=parsed.name, definition_hash=fingerprint).first()
     if existing:

@@ -45,7 +45,8 @@ NOT_PAUSED = Expect(302, location="/approvals/{task}/")
 CANCELS = Expect(302, location="/runs/{run}/", cancelled=True)
 # A waiting run has no failed step: retrying is refused with a message, nothing changes.
 NOT_FAILED = Expect(302, location="/runs/{run}/")
-# Replay changes nothing, so whoever reads runs may ask; a waiting run is refused with a message.
+# Replay runs the agents again (at a model's cost), so it is for those who act on runs; a run
+# still waiting is refused with a message.
 NOT_FINISHED = Expect(302, location="/runs/{run}/")
 
 PERSONAS = ("anonymous", "alice", "bob", "carol", "dave", "ivan")
@@ -61,7 +62,7 @@ MATRIX: dict[str, tuple[Expect, ...]] = {
     "resume":       (LOGIN_HOME,  NOT_PAUSED,  NOT_PAUSED, REFUSED,  REFUSED,     REFUSED),
     "cancel":       (LOGIN_HOME,  CANCELS,     CANCELS, REFUSED,     REFUSED,     REFUSED),
     "retry":        (LOGIN_HOME,  NOT_FAILED,  NOT_FAILED, REFUSED,  REFUSED,     REFUSED),
-    "replay":       (LOGIN_HOME,  NOT_FINISHED, NOT_FINISHED, NOT_FINISHED, REFUSED, REFUSED),
+    "replay":       (LOGIN_HOME,  NOT_FINISHED, NOT_FINISHED, REFUSED, REFUSED,     REFUSED),
     "runs":         (LOGIN,       SHOWN,       SHOWN,   SHOWN,       DENIED,      DENIED),
     "run":          (LOGIN,       SHOWN,       SHOWN,   SHOWN,       DENIED,      DENIED),
     "audit":        (LOGIN,       DENIED,      SHOWN,   SHOWN,       DENIED,      DENIED),

@@ -324,3 +324,56 @@ def test_a_failing_tool_trips_its_breaker_and_later_runs_wait_for_a_person(
     assert third.status == RunStatus.SUCCEEDED, "the probe went through and closed the breaker"
     assert ToolBreaker.objects.get(tool="send_reply").state == "closed"
     assert Reply.objects.filter(run=third).count() == 1
+
+
+def test_a_soft_limit_never_cuts_a_transaction_the_step_opened(run_ticket, limits, monkeypatch):
+    import time as clock
+
+    from django.db import transaction
+
+    from orchestration.agents import registry, research
+    from orchestration.models import Ticket
+
+    limits(step_soft_seconds=1, step_hard_seconds=30)
+    finished_inside = []
+
+    def slow_in_a_transaction(ctx):
+        if not finished_inside:
+            with transaction.atomic():
+                Ticket.objects.count()
+                clock.sleep(2)  # the limit passes here, inside the step's own transaction
+                Ticket.objects.count()
+                finished_inside.append(True)
+        return research.run(ctx)
+
+    monkeypatch.setitem(registry.AGENTS, "research", slow_in_a_transaction)
+    run = run_ticket(**HOW_TO)
+    run.refresh_from_db()
+    assert finished_inside == [True], "the transaction ran to its end before the interrupt"
+    assert run.status == RunStatus.SUCCEEDED
+    assert run.steps.get(node="research").attempt == 2
+
+
+def test_limits_are_checked_against_the_deployments_defaults_and_bounded(db, settings):
+    from orchestration.services.workflows import ensure_workflow_version
+    from orchestration.workflows import support_desk
+
+    settings.STEP_SOFT_TIME_LIMIT_SECONDS = 100
+    with pytest.raises(ValueError, match="must not exceed"):
+        ensure_workflow_version(
+            definition=support_desk.DEFINITION,
+            config={**support_desk.CONFIG, "limits": {"step_hard_seconds": 90}},
+        )
+    with pytest.raises(ValueError, match="must be at most"):
+        ensure_workflow_version(
+            definition=support_desk.DEFINITION,
+            config={**support_desk.CONFIG, "limits": {"step_hard_seconds": 1e300}},
+        )
+
+
+def test_a_real_send_must_name_its_reply():
+    from orchestration.agents.schemas import output_problems
+
+    assert output_problems("sender", {"outcome": "sent", "reply_id": None})
+    assert not output_problems("sender", {"outcome": "sent", "reply_id": 7})
+    assert not output_problems("sender", {"outcome": "sent", "reply_id": None, "executed": False})

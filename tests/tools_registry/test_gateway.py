@@ -89,3 +89,18 @@ def test_a_tool_that_raises_is_recorded_as_failed(db, monkeypatch):
         call_tool(name="pay", agent="test", arguments={"amount": 3}, idempotency_key="k5")
     call = ToolCall.objects.get(idempotency_key="k5")
     assert call.status == "failed" and "ledger offline" in call.error
+
+
+def test_a_call_for_a_run_a_person_cancelled_meanwhile_is_not_made(run_ticket, ledger, alice):
+    from orchestration.services.controls import cancel_run
+    from tests.orchestration.test_runs import SECURITY
+    from tools_registry.gateway import RunNotActive
+
+    acted, _ = ledger
+    run = run_ticket(**SECURITY)  # waits for a person
+    cancel_run(run_id=run.pk, actor=alice, reason="handled by phone")
+    with pytest.raises(RunNotActive, match="was not called"):
+        call_tool(
+            name="pay", agent="test", arguments={"amount": 5}, idempotency_key="k", run_id=run.pk
+        )
+    assert acted == [] and not ToolCall.objects.exists()
