@@ -7,7 +7,7 @@ any other is not executed), and a person's recorded decision is reused where the
 reaches the same node at the same place. The result sets each new output beside the
 original. Evaluations of candidate agent versions are built on this."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -24,6 +24,8 @@ from tools_registry.gateway import dry_run
 
 # A replay that loops is stopped here, whatever the workflow's own limits.
 MAX_REPLAY_STEPS = 50
+# A replay may start from a step that ran, not from one held or queued.
+RAN = (StepStatus.SUCCEEDED, StepStatus.FAILED)
 
 
 class ReplayError(Exception):
@@ -65,11 +67,7 @@ def replayable_steps(run: Run) -> list[Step]:
     """The steps a replay of ``run`` may start from: those that ran (not held or queued)."""
     if not run.is_final:
         return []
-    return [
-        s
-        for s in run.steps.order_by("sequence")
-        if s.status in (StepStatus.SUCCEEDED, StepStatus.FAILED)
-    ]
+    return [s for s in run.steps.order_by("sequence") if s.status in RAN]
 
 
 def replay_run(
@@ -89,7 +87,7 @@ def replay_run(
         raise ReplayError(f"Run {run.pk} is {run.status}; only a finished run can be replayed.")
     originals = {s.sequence: s for s in run.steps.order_by("sequence")}
     start = originals.get(from_sequence)
-    if start is None or start.status not in (StepStatus.SUCCEEDED, StepStatus.FAILED):
+    if start is None or start.status not in RAN:
         raise ReplayError(f"Run {run.pk} has no step {from_sequence} that ran.")
     workflow = workflow or run.workflow
     definition = workflow.parsed
@@ -162,13 +160,7 @@ def replay_run(
 
 
 def _ended(replay: Replay, run: Run, actor: AbstractBaseUser | None, ending: str) -> Replay:
-    finished = Replay(
-        run_id=replay.run_id,
-        from_sequence=replay.from_sequence,
-        workflow_version=replay.workflow_version,
-        steps=replay.steps,
-        ending=ending,
-    )
+    finished = replace(replay, ending=ending)
     if actor is not None:
         record_event(
             action="run.replayed",

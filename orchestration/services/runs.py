@@ -159,14 +159,24 @@ def _create_next_step(
         )
         open_approval_task(run=run, step=parked)
         return parked
-    if claim:
-        return Step.objects.create(
-            **fields,
-            status=StepStatus.RUNNING,
-            attempt=1,
-            started_at=now,
-            lease_expires_at=now + timedelta(seconds=run.limits.step_hard_seconds),
-        )
-    queued = Step.objects.create(**fields)
-    enqueue_step_on_commit(queued.pk)
-    return queued
+    following = next_agent_step(run, step, node, now=now, claim=claim)
+    following.save(force_insert=True)
+    if not claim:
+        enqueue_step_on_commit(following.pk)
+    return following
+
+
+def next_agent_step(run: Run, step: Step, node: Node, *, now: datetime, claim: bool) -> Step:
+    """The unsaved step that runs agent node ``node`` after ``step``: claimed for the
+    calling worker (running, with its lease) or queued for any worker."""
+    return Step(
+        run=run,
+        sequence=step.sequence + 1,
+        node=node.name,
+        kind=node.kind,
+        agent=node.agent or "",
+        status=StepStatus.RUNNING if claim else StepStatus.PENDING,
+        attempt=1 if claim else 0,
+        started_at=now if claim else None,
+        lease_expires_at=(now + timedelta(seconds=run.limits.step_hard_seconds) if claim else None),
+    )

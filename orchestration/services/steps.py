@@ -38,6 +38,7 @@ from orchestration.services.runs import (
     RunChanged,
     answered,
     fold_step,
+    next_agent_step,
     write_progress,
 )
 from orchestration.services.timing import soft_time_limit
@@ -244,20 +245,7 @@ def _checkpoint(
     run = step.run
     following = None
     if progress.following is not None:
-        node = progress.following
-        following = Step(
-            run=run,
-            sequence=step.sequence + 1,
-            node=node.name,
-            kind=node.kind,
-            agent=node.agent or "",
-            status=StepStatus.RUNNING if claim_next else StepStatus.PENDING,
-            attempt=1 if claim_next else 0,
-            started_at=now if claim_next else None,
-            lease_expires_at=(
-                now + timedelta(seconds=run.limits.step_hard_seconds) if claim_next else None
-            ),
-        )
+        following = next_agent_step(run, step, progress.following, now=now, claim=claim_next)
     recorded = record_agent_step(
         run=run,
         step=step,
