@@ -164,6 +164,10 @@ else:
         }
     except ValueError as exc:
         raise ImproperlyConfigured(f"DATABASE_URL is not a database URL: {exc}") from None
+    # The engine's single-statement writes (services.checkpoint) are prepared on the server,
+    # planned once per connection. Django's own queries use client-side binding, which never
+    # prepares, so this changes nothing else. psycopg leaves preparing off without it.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("prepare_threshold", 5)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -295,6 +299,10 @@ if STEP_SOFT_TIME_LIMIT_SECONDS > STEP_HARD_TIME_LIMIT_SECONDS:
 # broker, until it has spent this long on one message; then the next step is queued, so that
 # one long run cannot keep a worker from the others.
 STEP_CONTINUE_SECONDS = env_float("STEP_CONTINUE_SECONDS", 2.0)
+# On PostgreSQL the engine's common writes (a run's start, a step's checkpoint, a pause for a
+# person, a person's decision) are each one statement; off, they take the ORM transaction,
+# which records the same (a test holds the two paths to the same result).
+ENGINE_SINGLE_STATEMENT_WRITES = env_bool("ENGINE_SINGLE_STATEMENT_WRITES", True)
 # The last resort against a wedged worker process (prefork pools only): Celery kills a task
 # that runs this long. It must exceed the longest hard step limit plus the continuation time.
 STEP_TASK_TIME_LIMIT_SECONDS = env_int("STEP_TASK_TIME_LIMIT_SECONDS", 900)

@@ -15,9 +15,12 @@ from orchestration.models import AuditChainHead, AuditEvent
 SYSTEM = "system"
 
 
+def _canonical(fields: dict[str, Any]) -> str:
+    return json.dumps(fields, sort_keys=True, separators=(",", ":"), cls=DjangoJSONEncoder)
+
+
 def _digest(previous_hash: str, fields: dict[str, Any]) -> str:
-    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), cls=DjangoJSONEncoder)
-    return hashlib.sha256((previous_hash + canonical).encode()).hexdigest()
+    return hashlib.sha256((previous_hash + _canonical(fields)).encode()).hexdigest()
 
 
 def _hashed_fields(event: AuditEvent) -> dict[str, Any]:
@@ -109,3 +112,88 @@ def verify_chain() -> ChainReport:
     if head is not None and head.last_sequence != count:
         return ChainReport(count, count + 1, f"events after #{count} are missing")
     return ChainReport(count, None, "")
+
+
+# Appending inside a single-statement write (services.statements). The hash is the one
+# _digest computes: the canonical JSON's keys are sorted, so it ends with the object id, the
+# object type and the sequence, and everything before the object id is known beforehand.
+# The statement locks the head, joins the known text to the object id (which may be a row
+# the same statement inserts) and the next sequence, and hashes it with PostgreSQL's sha256.
+HEAD, EVENT = AuditChainHead._meta.db_table, AuditEvent._meta.db_table
+
+
+def append_ctes(*, source: str, object_id: str) -> str:
+    """CTEs that append one event to the chain if ``source`` yields a row; ``object_id`` is
+    an SQL expression over ``source`` giving the event's object id as decimal text. The
+    head's ``FOR UPDATE`` returns its newest committed version, so concurrent appends,
+    single-statement or through record_event, queue on it and chain in order. A statement
+    using these must also be gated on ``HEAD_EXISTS``: without the head, nothing is
+    appended."""
+    return f"""
+chain_head AS (
+    SELECT h.last_sequence, h.last_hash, {object_id} AS object_id
+    FROM {HEAD} AS h, {source}
+    WHERE h.id = 1
+    FOR UPDATE OF h
+), chained AS (
+    UPDATE {HEAD} AS h
+    SET last_sequence = c.last_sequence + 1,
+        last_hash = encode(sha256(convert_to(
+            c.last_hash || %(audit_text_to_id)s || c.object_id || %(audit_text_to_sequence)s
+            || (c.last_sequence + 1)::text || '}}', 'UTF8')), 'hex')
+    FROM chain_head AS c
+    WHERE h.id = 1
+    RETURNING h.last_sequence, h.last_hash, c.last_hash AS previous_hash, c.object_id
+), audited AS (
+    INSERT INTO {EVENT} (sequence, created_at, actor_id, actor_label, action, object_type,
+                         object_id, before, after, previous_hash, hash)
+    SELECT last_sequence, %(audit_created_at)s, %(audit_actor)s, %(audit_actor_label)s,
+           %(audit_action)s, %(audit_object_type)s, object_id, %(audit_before)s,
+           %(audit_after)s, previous_hash, last_hash
+    FROM chained
+)"""  # noqa: S608
+
+
+HEAD_EXISTS = f"EXISTS (SELECT 1 FROM {HEAD} WHERE id = 1)"  # noqa: S608
+
+
+def append_params(
+    *,
+    action: str,
+    actor: AbstractBaseUser | None = None,
+    actor_label: str = "",
+    object_type: str,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The parameters of ``append_ctes``, with the event's fields as record_event takes
+    them (the object id comes from the statement)."""
+    from psycopg.types.json import Jsonb
+
+    label = actor_label or (actor.get_username() if actor is not None else SYSTEM)
+    created_at = timezone.now()
+    before, after = _json_safe(before), _json_safe(after)
+    known = {
+        "created_at": created_at.isoformat(),
+        "actor_id": actor.pk if actor is not None else None,
+        "actor_label": label,
+        "action": action,
+        "before": before,
+        "after": after,
+    }
+    return {
+        "audit_text_to_id": _canonical(known)[:-1] + ',"object_id":"',
+        "audit_text_to_sequence": '","object_type":' + json.dumps(object_type) + ',"sequence":',
+        "audit_created_at": created_at,
+        "audit_actor": known["actor_id"],
+        "audit_actor_label": label,
+        "audit_action": action,
+        "audit_object_type": object_type,
+        "audit_before": None if before is None else Jsonb(before),
+        "audit_after": None if after is None else Jsonb(after),
+    }
+
+
+def ensure_chain_head() -> None:
+    """Create the chain's head row if it is missing (a fresh or flushed database)."""
+    AuditChainHead.objects.get_or_create(pk=1)

@@ -1,15 +1,17 @@
-"""The step path's two writes on PostgreSQL, one statement each: claiming a step, and the
-checkpoint of an agent step.
+"""The engine's common writes on PostgreSQL, one statement each: starting a run, claiming a
+step, the checkpoint of an agent step (including a pause for a person) and a person's
+decision.
 
 Claiming a step (``claim_step``) is one ``UPDATE … FROM … RETURNING``: the compare-and-set
 from ``pending``, the lease from the workflow's hard step limit, and the step, run and ticket
 a worker needs, in one round trip, where the ORM needs a joined select and an update (and
 spends more time compiling the join than the database spends running it).
 
-Recording a finished step touches four rows: the run (state, counts, status), the step
-(output, succeeded), its span, and the next step (queued, or claimed by this worker). As
-separate statements in a transaction that is five round trips with the commit, the largest
-cost of a step. Here it is one statement in autocommit, which PostgreSQL runs atomically:
+Recording a finished step touches up to seven rows: the run (state, counts, status), the step
+(output, succeeded), its spans, the next step (queued, claimed by this worker, or parked for
+a person with its approval task and the task's audit event) and the ticket. As separate
+statements in a transaction that is a round trip each plus the commit, the largest cost of a
+step. Here it is one statement in autocommit, which PostgreSQL runs atomically:
 
 1. ``locked`` locks the run's row, only if it is as this worker read it (same status and step
    count). A concurrent cancel either already committed, and the row no longer matches, or
@@ -18,31 +20,41 @@ cost of a step. Here it is one statement in autocommit, which PostgreSQL runs at
 3. Everything else is written only if ``done`` wrote a row, so a worker that lost its claim
    or its run writes nothing at all.
 
-Only the common case comes here: an agent step whose run goes on to another agent node or
-finishes. Pauses for a person and tripped limits write more (tasks, audit events) and take
-the ORM path in services.steps, as every case does on SQLite."""
+A decision is the same shape: the task is locked only if still open at the version read, the
+run only if as read, and the rest hangs on the decision's insert. A decision that finds the
+task decided or changed writes nothing, and services.human then takes the ORM transaction,
+which explains the refusal.
+
+Tripped limits, a person's step reached from a person's step, and every write on SQLite take
+the ORM transaction (services.runs, services.steps, services.human); the setting
+ENGINE_SINGLE_STATEMENT_WRITES turns these statements off, and tests hold both paths to the
+same result."""
 
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
-import psycopg
-from django.db import connection, models
 from psycopg.types.json import Jsonb
 
 from orchestration.agents.base import AgentResult
-from orchestration.engine.states import StepStatus
-from orchestration.models import Run, Span, Step, Ticket, Workflow
+from orchestration.engine.states import TaskKind
+from orchestration.models import Decision, HumanTask, Run, Span, Step, Ticket, Workflow
+from orchestration.services.audit import HEAD_EXISTS, append_ctes, append_params
+from orchestration.services.statements import (
+    columns,
+    compact,
+    insert_cte,
+    insert_params,
+    instance_from_row,
+    mark_saved,
+    record,
+    run_statement,
+    table,
+)
 
-RUN, STEP, SPAN, TICKET, WORKFLOW = (m._meta.db_table for m in (Run, Step, Span, Ticket, Workflow))
-M = TypeVar("M", bound=models.Model)
-
-
-def _columns(model: type[models.Model], alias: str) -> str:
-    return ", ".join(f"{alias}.{f.column}" for f in model._meta.concrete_fields)
-
+RUN, STEP, SPAN, TICKET, WORKFLOW, TASK = map(table, (Run, Step, Span, Ticket, Workflow, HumanTask))
 
 # Only table and column names from the models are formatted in; values are bound parameters.
-CLAIM_SQL = f"""
+CLAIM_SQL = compact(f"""
 UPDATE {STEP} AS s
 SET status = 'running', attempt = s.attempt + 1, started_at = %(now)s,
     lease_expires_at = %(now)s + make_interval(secs => COALESCE(
@@ -51,52 +63,84 @@ FROM {RUN} AS r
 JOIN {WORKFLOW} AS w ON w.id = r.workflow_id
 JOIN {TICKET} AS t ON t.id = r.ticket_id
 WHERE s.id = %(step)s AND s.status = 'pending' AND r.id = s.run_id
-RETURNING {_columns(Step, "s")}, {_columns(Run, "r")}, {_columns(Ticket, "t")},
+RETURNING {columns(Step, "s")}, {columns(Run, "r")}, {columns(Ticket, "t")},
     w.definition_hash
-"""  # noqa: S608
+""")  # noqa: S608
 
 _workflows: dict[tuple[int, str], Workflow] = {}
+
+
+def _workflow(workflow_id: int, definition_hash: str) -> Workflow:
+    """A workflow version, kept per process: versions never change."""
+    key = (workflow_id, definition_hash)
+    if key not in _workflows:
+        _workflows[key] = Workflow.objects.get(pk=workflow_id)
+    return _workflows[key]
 
 
 def claim_step(*, step_id: int, now: datetime, hard_seconds: float) -> Step | None:
     """Claim a pending step for this worker; None if it is not pending (another delivery
     took it, or it was cancelled). The step comes with its run, the run's ticket and its
-    workflow version (kept per process: versions never change)."""
-    params = {"step": step_id, "now": now, "hard_seconds": hard_seconds}
-    connection.ensure_connection()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(CLAIM_SQL, params, prepare=True)
-        row = cursor.fetchone()
+    workflow version."""
+    row = run_statement(CLAIM_SQL, {"step": step_id, "now": now, "hard_seconds": hard_seconds})
     if row is None:
         return None
     values = list(row)
-    step = _instance(Step, values)
-    run = _instance(Run, values)
-    ticket = _instance(Ticket, values)
+    step = instance_from_row(Step, values)
+    run = instance_from_row(Run, values)
+    run.ticket = instance_from_row(Ticket, values)
     (definition_hash,) = values
-    key = (run.workflow_id, definition_hash)
-    if key not in _workflows:
-        _workflows[key] = Workflow.objects.get(pk=run.workflow_id)
-    run.workflow = _workflows[key]
-    run.ticket = ticket
+    run.workflow = _workflow(run.workflow_id, definition_hash)
     step.run = run
     return step
 
 
-def _instance(model: type[M], values: list[Any]) -> M:
-    """A model instance from the next values of a returned row, converted as the ORM would
-    (JSON arrives as text); the values are taken off the front of the list."""
-    fields = model._meta.concrete_fields
-    taken, values[:] = values[: len(fields)], values[len(fields) :]
-    converted = [
-        f.from_db_value(v, None, connection) if hasattr(f, "from_db_value") else v
-        for f, v in zip(fields, taken, strict=True)
-    ]
-    return model.from_db(connection.alias, [f.attname for f in fields], converted)
+# The run's columns a step moves on.
+PROGRESS = (
+    "status",
+    "outcome",
+    "state",
+    "step_count",
+    "visits",
+    "started_at",
+    "finished_at",
+    "input_tokens",
+    "output_tokens",
+)
 
 
-# Only table names from the models are formatted in; every value is a bound parameter.
-CHECKPOINT_SQL = f"""
+def _progress_ctes() -> str:
+    """What every checkpoint writes once ``done`` (the finished step) has written: the run's
+    progress, the next step (if ``has_next``) and the ticket's "answered"."""
+    return f"""
+moved AS (
+    UPDATE {RUN} AS r
+    SET {", ".join(f"{c} = p.{c}" for c in PROGRESS)}
+    FROM jsonb_populate_record(NULL::{RUN}, %(progress)s) AS p
+    WHERE r.id = %(run)s AND EXISTS (SELECT 1 FROM done)
+), {insert_cte("next_step", Step, "done", "%(has_next)s")},
+answered AS (
+    UPDATE {TICKET} SET status = 'answered'
+    WHERE id = %(ticket)s AND %(answered)s AND EXISTS (SELECT 1 FROM done)
+)"""  # noqa: S608
+
+
+def _progress_params(run: Run, next_step: Step | None, answered: bool) -> dict[str, Any]:
+    return {
+        "run": run.pk,
+        "progress": record(Run, {c: getattr(run, c) for c in PROGRESS}),
+        "has_next": next_step is not None,
+        **insert_params("next_step", next_step or Step(run_id=run.pk, sequence=0)),
+        "ticket": run.ticket_id,
+        "answered": answered,
+    }
+
+
+# An agent step's checkpoint. ``locked`` takes the run's row only if it is as the worker read
+# it; ``done`` marks the step succeeded only while the worker's claim is current; everything
+# else hangs on ``done``. The next step may be a person's: then it is parked with its
+# approval task and the task's audit event.
+CHECKPOINT_SQL = compact(f"""
 WITH locked AS (
     SELECT id FROM {RUN}
     WHERE id = %(run)s AND status = %(status_before)s AND step_count = %(steps_before)s
@@ -106,16 +150,10 @@ WITH locked AS (
     SET status = 'succeeded', input = %(input)s, output = %(output)s,
         finished_at = %(now)s, lease_expires_at = NULL
     WHERE id = %(step)s AND status = 'running' AND attempt = %(attempt)s
-      AND EXISTS (SELECT 1 FROM locked)
+      AND EXISTS (SELECT 1 FROM locked) AND (NOT %(opens_task)s OR {HEAD_EXISTS})
     RETURNING id
-), moved AS (
-    UPDATE {RUN}
-    SET status = %(status)s, outcome = %(outcome)s, state = %(state)s,
-        step_count = %(step_count)s, visits = %(visits)s, started_at = %(started_at)s,
-        finished_at = %(finished_at)s, input_tokens = %(input_tokens)s,
-        output_tokens = %(output_tokens)s
-    WHERE id = %(run)s AND EXISTS (SELECT 1 FROM done)
-), agent_span AS (
+), {_progress_ctes()},
+agent_span AS (
     INSERT INTO {SPAN} (run_id, step_id, parent_id, kind, name, attributes, status,
                         started_at, duration_ms)
     SELECT %(run)s, done.id, NULL, 'agent', %(span_name)s, %(span_attributes)s, 'ok',
@@ -130,22 +168,15 @@ WITH locked AS (
     FROM agent_span, jsonb_to_recordset(%(children)s) AS c(
         kind text, name text, attributes jsonb, status text,
         started_at timestamptz, duration_ms float8)
-), next_step AS (
-    INSERT INTO {STEP} (run_id, sequence, node, kind, agent, status, attempt, input,
-                        output, error_kind, error_message, lease_expires_at, queued_at,
-                        started_at, finished_at)
-    SELECT %(run)s, %(next_sequence)s, %(next_node)s, 'agent', %(next_agent)s,
-           %(next_status)s, %(next_attempt)s, '{{}}'::jsonb, NULL, '', '',
-           %(next_lease)s, %(now)s, %(next_started_at)s, NULL
-    FROM done
-    WHERE %(has_next)s
-    RETURNING id
-), answered AS (
-    UPDATE {TICKET} SET status = 'answered'
-    WHERE id = %(ticket)s AND %(answered)s AND EXISTS (SELECT 1 FROM done)
-)
-SELECT (SELECT count(*) FROM done), (SELECT id FROM next_step)
-"""  # noqa: S608
+), {insert_cte("task", HumanTask, "next_step", "%(opens_task)s", step_id="next_step.id")},
+{append_ctes(source="task", object_id="task.id::text")}
+SELECT (SELECT count(*) FROM done), (SELECT id FROM next_step), (SELECT id FROM task),
+       {HEAD_EXISTS}
+""")  # noqa: S608
+
+
+class NoChainHead(Exception):
+    """The audit chain's head row is missing; nothing was written."""
 
 
 def record_agent_step(
@@ -157,14 +188,16 @@ def record_agent_step(
     status_before: str,
     steps_before: int,
     next_step: Step | None,
+    task: HumanTask | None,
     answered: bool,
     now: datetime,
 ) -> bool:
     """Write the checkpoint; False if nothing was written (the claim or the run moved on).
-    ``run`` already holds the folded state; ``next_step``, if any, is unsaved and receives
-    its primary key."""
+    ``run`` already holds the folded state; ``next_step`` and ``task`` (the approval task
+    parking ``next_step``), if any, are unsaved and receive their primary keys."""
+    opens_task = task is not None
     params: dict[str, Any] = {
-        "run": run.pk,
+        **_progress_params(run, next_step, answered),
         "status_before": status_before,
         "steps_before": steps_before,
         "step": step.pk,
@@ -172,15 +205,7 @@ def record_agent_step(
         "input": Jsonb(result.input),
         "output": Jsonb(result.output),
         "now": now,
-        "status": run.status,
-        "outcome": run.outcome,
-        "state": Jsonb(run.state),
-        "step_count": run.step_count,
-        "visits": Jsonb(run.visits),
-        "started_at": run.started_at,
-        "finished_at": run.finished_at,
-        "input_tokens": run.input_tokens,
-        "output_tokens": run.output_tokens,
+        "opens_task": opens_task,
         "span_name": f"invoke_agent {step.agent}",
         "span_attributes": Jsonb(agent_span_attributes(step, result)),
         "step_started_at": step.started_at,
@@ -198,29 +223,33 @@ def record_agent_step(
                 for child in result.spans
             ]
         ),
-        "has_next": next_step is not None,
-        "next_sequence": next_step.sequence if next_step else 0,
-        "next_node": next_step.node if next_step else "",
-        "next_agent": next_step.agent if next_step else "",
-        "next_status": next_step.status if next_step else StepStatus.PENDING,
-        "next_attempt": next_step.attempt if next_step else 0,
-        "next_lease": next_step.lease_expires_at if next_step else None,
-        "next_started_at": next_step.started_at if next_step else None,
-        "ticket": run.ticket_id,
-        "answered": answered,
+        **insert_params("task", task or _NO_TASK, "step_id"),
+        **append_params(
+            action="task.opened",
+            actor_label="agent:decider",
+            object_type="task",
+            after=task_opened_after(run, task) if task else None,
+        ),
     }
-    connection.ensure_connection()
-    # Autocommit: the one statement is its own transaction. Prepared on the server, so it is
-    # planned once per connection rather than on every step.
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(CHECKPOINT_SQL, params, prepare=True)
-        row = cursor.fetchone()
+    row = run_statement(CHECKPOINT_SQL, params)
     assert row is not None
-    recorded, next_id = row
-    if next_step is not None and recorded:
-        next_step.pk = next_id
-        next_step._state.adding = False
+    recorded, next_id, task_id, head_exists = row
+    if not recorded and opens_task and not head_exists:
+        raise NoChainHead
+    if recorded and next_step is not None:
+        mark_saved(next_step, next_id)
+    if recorded and task is not None:
+        task.step = next_step
+        mark_saved(task, task_id)
     return bool(recorded)
+
+
+_NO_TASK = HumanTask(kind=TaskKind.APPROVAL, proposal={}, urgency_rank=0, confidence=0.0)
+
+
+def task_opened_after(run: Run, task: HumanTask) -> dict[str, Any]:
+    """The "task.opened" audit event's content."""
+    return {"run": run.pk, "category": task.category, "urgency": task.urgency}
 
 
 def agent_span_attributes(step: Step, result: AgentResult) -> dict[str, Any]:
@@ -231,3 +260,115 @@ def agent_span_attributes(step: Step, result: AgentResult) -> dict[str, Any]:
         "gen_ai.usage.output_tokens": result.output_tokens,
         **result.attributes,
     }
+
+
+# A person's decision: the checkpoint of a human step. ``task_locked`` takes the task only if
+# it is still open at the version read, ``locked`` the run only if it is as read (the lock
+# order of every writer: task, run, step); the decision, the task's move to decided, the
+# step, the run's progress, the decision's span and its audit event hang on them.
+LOAD_TASK_SQL = compact(f"""
+SELECT {columns(HumanTask, "t")}, {columns(Step, "s")}, {columns(Run, "r")}, w.definition_hash
+FROM {TASK} AS t
+JOIN {STEP} AS s ON s.id = t.step_id
+JOIN {RUN} AS r ON r.id = t.run_id
+JOIN {WORKFLOW} AS w ON w.id = r.workflow_id
+WHERE t.id = %(task)s
+""")  # noqa: S608
+
+DECIDE_SQL = compact(f"""
+WITH task_locked AS (
+    SELECT id FROM {TASK}
+    WHERE id = %(task)s AND status = 'open' AND version = %(task_version)s AND {HEAD_EXISTS}
+    FOR UPDATE
+), locked AS (
+    SELECT id FROM {RUN}
+    WHERE id = %(run)s AND status = %(status_before)s AND step_count = %(steps_before)s
+      AND EXISTS (SELECT 1 FROM task_locked)
+    FOR UPDATE
+), {insert_cte("decision", Decision, "locked")},
+decided AS (
+    UPDATE {TASK} SET status = 'decided', version = version + 1, decided_at = %(now)s
+    WHERE id = %(task)s AND EXISTS (SELECT 1 FROM decision)
+), done AS (
+    UPDATE {STEP} SET status = 'succeeded', output = %(output)s, finished_at = %(now)s
+    WHERE id = %(step)s AND EXISTS (SELECT 1 FROM decision)
+    RETURNING id
+), {_progress_ctes()},
+{insert_cte("human_span", Span, "done")},
+{append_ctes(source="decision", object_id="%(audit_object_id)s")}
+SELECT (SELECT id FROM decision), (SELECT id FROM next_step)
+""")  # noqa: S608
+
+
+def load_task(task_id: int) -> HumanTask | None:
+    """A task with its step, run and workflow version, read without a lock."""
+    row = run_statement(LOAD_TASK_SQL, {"task": task_id})
+    if row is None:
+        return None
+    values = list(row)
+    task = instance_from_row(HumanTask, values)
+    task.step = instance_from_row(Step, values)
+    task.run = instance_from_row(Run, values)
+    (definition_hash,) = values
+    task.run.workflow = _workflow(task.run.workflow_id, definition_hash)
+    return task
+
+
+def record_decision(
+    *,
+    task: HumanTask,
+    decision: Decision,
+    output: dict[str, Any],
+    span: Span,
+    status_before: str,
+    steps_before: int,
+    next_step: Step | None,
+    answered: bool,
+    audit: dict[str, Any],
+    now: datetime,
+) -> bool:
+    """Write a decision on ``task`` (as loaded by load_task) and move its run on; False if
+    nothing was written: the task was decided or changed, the run moved, or the audit chain
+    has no head. ``decision``, ``span`` and ``next_step`` are unsaved and receive their keys;
+    ``audit`` is append_params for the "task.decided" event."""
+    params: dict[str, Any] = {
+        **_progress_params(task.run, next_step, answered),
+        "task": task.pk,
+        "task_version": task.version,
+        "status_before": status_before,
+        "steps_before": steps_before,
+        "step": task.step_id,
+        "output": Jsonb(output),
+        "now": now,
+        **insert_params("decision", decision),
+        **insert_params("human_span", span),
+        **audit,
+        "audit_object_id": str(task.pk),
+    }
+    row = run_statement(DECIDE_SQL, params)
+    assert row is not None
+    decision_id, next_id = row
+    if decision_id is None:
+        return False
+    mark_saved(decision, decision_id)
+    if next_step is not None:
+        mark_saved(next_step, next_id)
+    return True
+
+
+# A run's first write: the run and its first step.
+START_SQL = compact(f"""
+WITH {insert_cte("new_run", Run, "(SELECT 1) AS one")},
+{insert_cte("first_step", Step, "new_run", run_id="new_run.id")}
+SELECT (SELECT id FROM new_run), (SELECT id FROM first_step)
+""")  # noqa: S608
+
+
+def record_start(*, run: Run, step: Step) -> None:
+    """Insert an unsaved run and its unsaved first step; both receive their keys."""
+    params = {**insert_params("new_run", run), **insert_params("first_step", step, "run_id")}
+    row = run_statement(START_SQL, params)
+    assert row is not None
+    mark_saved(run, row[0])
+    mark_saved(step, row[1])
+    step.run = run

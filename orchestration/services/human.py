@@ -1,6 +1,7 @@
 """Human tasks: open one when a run needs a person, and record what the person decided."""
 
 import difflib
+from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -16,11 +17,20 @@ from orchestration.engine.states import (
     TaskStatus,
     check_run_transition,
 )
+from orchestration.engine.workflow import NodeKind
 from orchestration.models import Decision, HumanTask, Run, Span, Step
 from orchestration.models.taxonomy import URGENCY_RANK, Urgency
-from orchestration.services import live
-from orchestration.services.audit import record_event
-from orchestration.services.runs import RunChanged, advance_run
+from orchestration.services import live, statements
+from orchestration.services.audit import append_params, record_event
+from orchestration.services.checkpoint import load_task, record_decision, task_opened_after
+from orchestration.services.dispatch import enqueue_step_on_commit
+from orchestration.services.runs import (
+    RunChanged,
+    advance_run,
+    answered,
+    fold_step,
+    next_agent_step,
+)
 
 MAX_REPLY_CHARS = 20000
 
@@ -61,6 +71,23 @@ def open_review_task(*, step: Step) -> HumanTask | None:
 def open_approval_task(*, run: Run, step: Step) -> HumanTask:
     """Open the task where a person approves, edits or rejects what the agents propose for
     ``run``, parked at ``step``. The caller holds the run and moves it to waiting_human."""
+    task = approval_task(run)
+    task.step = step
+    task.save(force_insert=True)
+    record_event(
+        action="task.opened",
+        actor_label="agent:decider",
+        object_type="task",
+        object_id=task.pk,
+        after=task_opened_after(run, task),
+    )
+    live.publish_on_commit(live.QUEUE_GROUP, "queue.changed", task_id=task.pk)
+    return task
+
+
+def approval_task(run: Run) -> HumanTask:
+    """The unsaved approval task for ``run``: the draft and the evidence behind it, from the
+    run's state."""
     state = run.state
     triage = state.get("triage", {})
     urgency = triage.get("urgency", Urgency.NORMAL)
@@ -76,9 +103,8 @@ def open_approval_task(*, run: Run, step: Step) -> HumanTask:
         "similar_tickets": state.get("research", {}).get("similar_tickets", []),
         "reasons": state.get("decide", {}).get("reasons", []),
     }
-    task = HumanTask.objects.create(
+    return HumanTask(
         run=run,
-        step=step,
         kind=TaskKind.APPROVAL,
         proposal=proposal,
         category=proposal["category"],
@@ -87,15 +113,6 @@ def open_approval_task(*, run: Run, step: Step) -> HumanTask:
         confidence=float(proposal["category_confidence"]),
         reason="; ".join(proposal["reasons"])[:300],
     )
-    record_event(
-        action="task.opened",
-        actor_label="agent:decider",
-        object_type="task",
-        object_id=task.pk,
-        after={"run": run.pk, "category": task.category, "urgency": task.urgency},
-    )
-    live.publish_on_commit(live.QUEUE_GROUP, "queue.changed", task_id=task.pk)
-    return task
 
 
 def open_exception_task(*, run: Run, step: Step, reason: str) -> HumanTask:
@@ -162,39 +179,22 @@ def decide_task(
         raise DecisionError(
             f"The reply is longer than {MAX_REPLY_CHARS} characters.", field="final_text"
         )
+    if statements.enabled():
+        decided = _decide_in_one_statement(
+            task_id, actor, action, final_text, reason, expected_version
+        )
+        if decided is not None:
+            return decided
     now = timezone.now()
     with transaction.atomic():
         task = lock_open_task(task_id=task_id, expected_version=expected_version)
         if task.kind != TaskKind.APPROVAL:
             raise DecisionError("This task is a paused run: resume it or cancel the run.")
-        draft = task.proposal.get("draft", "")
-        if action == "reject":
-            outcome, text = DecisionOutcome.REJECTED, ""
-        elif action == "edit" and not _same_text(final_text, draft):
-            outcome, text = DecisionOutcome.EDITED, final_text.strip()
-        else:
-            outcome, text = DecisionOutcome.APPROVED, draft
-        decision = Decision.objects.create(
-            task=task,
-            actor=actor,
-            outcome=outcome,
-            final_text=text,
-            diff=line_diff(draft, text) if outcome == DecisionOutcome.EDITED else [],
-            reason=reason,
-        )
+        decision, output = _decision(task, actor, action, final_text, reason)
+        decision.save(force_insert=True)
         HumanTask.objects.filter(pk=task.pk).update(
             status=TaskStatus.DECIDED, version=task.version + 1, decided_at=now
         )
-        output = {
-            "approved": outcome != DecisionOutcome.REJECTED,
-            "decision": str(outcome),
-            "final_text": text,
-            "decided_by": actor.get_username(),
-            "decided_by_id": actor.pk,
-            "reason": reason,
-        }
-        if outcome == DecisionOutcome.REJECTED:
-            output["outcome"] = "rejected"
         step, run = task.step, task.run
         following = next_node(run.workflow.parsed, step.node, output)
         try:  # the run's row before the step's: task, run, step is every writer's lock order
@@ -206,30 +206,120 @@ def decide_task(
         Step.objects.filter(pk=step.pk).update(
             status=StepStatus.SUCCEEDED, output=output, finished_at=now
         )
-        Span.objects.create(
-            run_id=task.run_id,
-            step=step,
-            kind=Span.Kind.HUMAN,
-            name=f"human decision: {outcome}",
-            attributes={"decision.outcome": str(outcome), "decision.actor": actor.get_username()},
-            started_at=task.created_at,
-            duration_ms=(now - task.created_at).total_seconds() * 1000,
-        )
-        record_event(
-            action="task.decided",
-            actor=actor,
-            object_type="task",
-            object_id=task.pk,
-            before={"status": TaskStatus.OPEN, "draft_chars": len(draft)},
-            after={
-                "status": TaskStatus.DECIDED,
-                "outcome": str(outcome),
-                "run": run.pk,
-                "reason": reason,
-            },
-        )
+        _decision_span(task, decision, now).save(force_insert=True)
+        record_event(**_decided_event(task, decision), object_id=task.pk)
         live.publish_on_commit(live.QUEUE_GROUP, "queue.changed", task_id=task.pk)
     return decision
+
+
+def _decide_in_one_statement(
+    task_id: int,
+    actor: AbstractBaseUser,
+    action: str,
+    final_text: str,
+    reason: str,
+    expected_version: int | None,
+) -> Decision | None:
+    """The common decision on PostgreSQL, in one statement (services.checkpoint): the run
+    goes on to an agent node or ends. None if it was not recorded this way; the caller then
+    takes the transaction, which also explains any refusal (decided meanwhile, changed, a
+    paused run, a task that does not exist)."""
+    task = load_task(task_id)
+    if task is None or task.status != TaskStatus.OPEN or task.kind != TaskKind.APPROVAL:
+        return None
+    if expected_version is not None and expected_version != task.version:
+        return None
+    decision, output = _decision(task, actor, action, final_text, reason)
+    run, step, now = task.run, task.step, timezone.now()
+    following = next_node(run.workflow.parsed, step.node, output)
+    progress = fold_step(run=run, step=step, output=output, following=following, now=now)
+    node = progress.following
+    if node is not None and (node.kind != NodeKind.AGENT or progress.tripped):
+        return None
+    next_step = next_agent_step(run, step, node, now=now, claim=False) if node else None
+    recorded = record_decision(
+        task=task,
+        decision=decision,
+        output=output,
+        span=_decision_span(task, decision, now),
+        status_before=progress.status_before,
+        steps_before=progress.steps_before,
+        next_step=next_step,
+        answered=answered(run),
+        audit=append_params(**_decided_event(task, decision)),
+        now=now,
+    )
+    if not recorded:
+        return None
+    # Outside a transaction these go out at once.
+    if next_step is not None:
+        enqueue_step_on_commit(next_step.pk)
+    live.publish_on_commit(live.QUEUE_GROUP, "queue.changed", task_id=task.pk)
+    live.publish_on_commit(live.run_group(run.pk), "run.changed", run_id=run.pk)
+    return decision
+
+
+def _decision(
+    task: HumanTask, actor: AbstractBaseUser, action: str, final_text: str, reason: str
+) -> tuple[Decision, dict[str, Any]]:
+    """The unsaved decision on ``task``, and the output its human step records."""
+    draft = task.proposal.get("draft", "")
+    if action == "reject":
+        outcome, text = DecisionOutcome.REJECTED, ""
+    elif action == "edit" and not _same_text(final_text, draft):
+        outcome, text = DecisionOutcome.EDITED, final_text.strip()
+    else:
+        outcome, text = DecisionOutcome.APPROVED, draft
+    decision = Decision(
+        task=task,
+        actor=actor,
+        outcome=outcome,
+        final_text=text,
+        diff=line_diff(draft, text) if outcome == DecisionOutcome.EDITED else [],
+        reason=reason,
+    )
+    output = {
+        "approved": outcome != DecisionOutcome.REJECTED,
+        "decision": str(outcome),
+        "final_text": text,
+        "decided_by": actor.get_username(),
+        "decided_by_id": actor.pk,
+        "reason": reason,
+    }
+    if outcome == DecisionOutcome.REJECTED:
+        output["outcome"] = "rejected"
+    return decision, output
+
+
+def _decision_span(task: HumanTask, decision: Decision, now: datetime) -> Span:
+    return Span(
+        run_id=task.run_id,
+        step_id=task.step_id,
+        kind=Span.Kind.HUMAN,
+        name=f"human decision: {decision.outcome}",
+        attributes={
+            "decision.outcome": str(decision.outcome),
+            "decision.actor": decision.actor.get_username(),
+        },
+        started_at=task.created_at,
+        duration_ms=(now - task.created_at).total_seconds() * 1000,
+    )
+
+
+def _decided_event(task: HumanTask, decision: Decision) -> dict[str, Any]:
+    """The "task.decided" audit event, but for its object id."""
+    return {
+        "action": "task.decided",
+        "actor": decision.actor,
+        "object_type": "task",
+        "before": {"status": TaskStatus.OPEN, "draft_chars": len(task.proposal.get("draft", ""))},
+        "after": {
+            "status": TaskStatus.DECIDED,
+            "outcome": str(decision.outcome),
+            "run": task.run_id,
+            "reason": decision.reason,
+        },
+    }
 
 
 def lock_open_task(*, task_id: int, expected_version: int | None) -> HumanTask:

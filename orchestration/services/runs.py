@@ -10,7 +10,8 @@ from orchestration.engine.limits import limit_reached
 from orchestration.engine.states import RunStatus, StepStatus, check_run_transition
 from orchestration.engine.workflow import Node, NodeKind
 from orchestration.models import Run, Step, Ticket, Workflow
-from orchestration.services import live
+from orchestration.services import live, statements
+from orchestration.services.checkpoint import record_start
 from orchestration.services.dispatch import enqueue_step_on_commit
 from orchestration.services.failures import hold_for_person
 from orchestration.services.workflows import support_desk_version
@@ -26,11 +27,16 @@ def start_run(*, ticket: Ticket, workflow: Workflow | None = None) -> Run:
     workflow = workflow or support_desk_version()
     definition = workflow.parsed
     first = definition.node(definition.start)
+    run = Run(workflow=workflow, ticket=ticket)
+    step = Step(run=run, sequence=1, node=first.name, kind=first.kind, agent=first.agent or "")
+    if statements.enabled():
+        record_start(run=run, step=step)  # one statement (services.checkpoint)
+        enqueue_step_on_commit(step.pk)  # outside a transaction: sent at once
+        return run
     with transaction.atomic():
-        run = Run.objects.create(workflow=workflow, ticket=ticket)
-        step = Step.objects.create(
-            run=run, sequence=1, node=first.name, kind=first.kind, agent=first.agent or ""
-        )
+        run.save(force_insert=True)
+        step.run = run
+        step.save(force_insert=True)
         enqueue_step_on_commit(step.pk)
     return run
 
@@ -154,9 +160,8 @@ def _create_next_step(
     if node.kind == NodeKind.HUMAN:
         from orchestration.services.human import open_approval_task  # human imports this module
 
-        parked = Step.objects.create(
-            **fields, status=StepStatus.WAITING_HUMAN, attempt=1, started_at=now
-        )
+        parked = parked_human_step(run, step, node, now=now)
+        parked.save(force_insert=True)
         open_approval_task(run=run, step=parked)
         return parked
     following = next_agent_step(run, step, node, now=now, claim=claim)
@@ -164,6 +169,20 @@ def _create_next_step(
     if not claim:
         enqueue_step_on_commit(following.pk)
     return following
+
+
+def parked_human_step(run: Run, step: Step, node: Node, *, now: datetime) -> Step:
+    """The unsaved step that waits at human node ``node`` after ``step``."""
+    return Step(
+        run=run,
+        sequence=step.sequence + 1,
+        node=node.name,
+        kind=node.kind,
+        agent=node.agent or "",
+        status=StepStatus.WAITING_HUMAN,
+        attempt=1,
+        started_at=now,
+    )
 
 
 def next_agent_step(run: Run, step: Step, node: Node, *, now: datetime, claim: bool) -> Step:

@@ -11,6 +11,7 @@ import random
 import time
 from dataclasses import replace
 from datetime import datetime, timedelta
+from functools import partial
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -25,8 +26,10 @@ from orchestration.engine.planner import NoRoute, next_node
 from orchestration.engine.states import StepStatus
 from orchestration.engine.workflow import NodeKind
 from orchestration.models import Span, Step
-from orchestration.services import live
+from orchestration.services import live, statements
+from orchestration.services.audit import ensure_chain_head
 from orchestration.services.checkpoint import (
+    NoChainHead,
     agent_span_attributes,
     claim_step,
     record_agent_step,
@@ -39,6 +42,7 @@ from orchestration.services.runs import (
     answered,
     fold_step,
     next_agent_step,
+    parked_human_step,
     write_progress,
 )
 from orchestration.services.timing import soft_time_limit
@@ -207,10 +211,8 @@ def complete_step(
     run.input_tokens += result.input_tokens
     run.output_tokens += result.output_tokens
     progress = fold_step(run=run, step=step, output=result.output, following=following, now=now)
-    if connection.vendor == "postgresql" and not connection.in_atomic_block:
-        node = progress.following
-        if node is None or (node.kind == NodeKind.AGENT and not progress.tripped):
-            return _checkpoint(step, result, duration_ms, progress, now, claim_next)
+    if statements.enabled() and not progress.tripped:
+        return _checkpoint(step, result, duration_ms, progress, now, claim_next)
     try:
         with transaction.atomic():
             # The run's row first: the order in which cancel_run takes the same locks.
@@ -241,12 +243,18 @@ def _checkpoint(
     now: datetime,
     claim_next: bool,
 ) -> Step | None:
-    """The common case on PostgreSQL, in one statement (services.checkpoint)."""
-    run = step.run
-    following = None
-    if progress.following is not None:
-        following = next_agent_step(run, step, progress.following, now=now, claim=claim_next)
-    recorded = record_agent_step(
+    """On PostgreSQL, every step that trips no limit, in one statement (services.checkpoint):
+    the run goes on to an agent node, parks at a person's, or finishes."""
+    from orchestration.services.human import approval_task  # human imports this module
+
+    run, node = step.run, progress.following
+    following, task = None, None
+    if node is not None and node.kind == NodeKind.HUMAN:
+        following, task = parked_human_step(run, step, node, now=now), approval_task(run)
+    elif node is not None:
+        following = next_agent_step(run, step, node, now=now, claim=claim_next)
+    checkpoint = partial(
+        record_agent_step,
         run=run,
         step=step,
         result=result,
@@ -254,15 +262,24 @@ def _checkpoint(
         status_before=progress.status_before,
         steps_before=progress.steps_before,
         next_step=following,
+        task=task,
         answered=answered(run),
         now=now,
     )
+    try:
+        recorded = checkpoint()
+    except NoChainHead:  # a fresh or flushed database: the first event creates the head
+        ensure_chain_head()
+        recorded = checkpoint()
     if not recorded:
         logger.info("%s: the run moved on without this worker; its result is dropped", step)
         return None
     # Outside a transaction these go out at once.
     if run.status != progress.status_before:
         live.publish_on_commit(live.run_group(run.pk), "run.changed", run_id=run.pk)
+    if task is not None:
+        live.publish_on_commit(live.QUEUE_GROUP, "queue.changed", task_id=task.pk)
+        return None
     if following is not None and not claim_next:
         enqueue_step_on_commit(following.pk)
         return None
