@@ -165,9 +165,12 @@ else:
     except ValueError as exc:
         raise ImproperlyConfigured(f"DATABASE_URL is not a database URL: {exc}") from None
     # The engine's single-statement writes (services.checkpoint) are prepared on the server,
-    # planned once per connection. Django's own queries use client-side binding, which never
-    # prepares, so this changes nothing else. psycopg leaves preparing off without it.
-    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("prepare_threshold", 5)
+    # planned once per connection; psycopg leaves preparing off without this. Django's own
+    # queries use client-side binding, which never prepares, so nothing else changes. Turn
+    # it off behind a pooler that cannot keep prepared statements (PgBouncer before 1.21 in
+    # transaction mode, or without max_prepared_statements).
+    if env_bool("DATABASE_PREPARED_STATEMENTS", True):
+        DATABASES["default"].setdefault("OPTIONS", {}).setdefault("prepare_threshold", 5)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -18,7 +18,7 @@ from orchestration.engine.states import TaskKind, TaskStatus
 from orchestration.models import HumanTask
 from orchestration.models.taxonomy import Category, Urgency
 from orchestration.services.controls import RunControlError, resume_run
-from orchestration.services.human import DecisionError, TaskConflict, decide_task
+from orchestration.services.decisions import DecisionError, TaskConflict, decide_task
 from tools_registry.health import troubled_tools
 
 PAGE_SIZE = 50

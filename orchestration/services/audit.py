@@ -9,6 +9,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 
 from orchestration.models import AuditChainHead, AuditEvent
 
@@ -122,18 +123,25 @@ def verify_chain() -> ChainReport:
 HEAD, EVENT = AuditChainHead._meta.db_table, AuditEvent._meta.db_table
 
 
-def append_ctes(*, source: str, object_id: str) -> str:
+def append_ctes(*, source: str, object_id: str, after: tuple[str, ...] = ()) -> str:
     """CTEs that append one event to the chain if ``source`` yields a row; ``object_id`` is
-    an SQL expression over ``source`` giving the event's object id as decimal text. The
-    head's ``FOR UPDATE`` returns its newest committed version, so concurrent appends,
-    single-statement or through record_event, queue on it and chain in order. A statement
-    using these must also be gated on ``HEAD_EXISTS``: without the head, nothing is
-    appended."""
+    an SQL expression over ``source`` giving the event's object id as decimal text (only
+    digits: it joins the hashed text unescaped).
+
+    The head's ``FOR UPDATE`` returns its newest committed version, so concurrent appends,
+    single-statement or through record_event, queue on it and chain in order. The head is
+    the last lock a writer takes, as record_event's callers take it: PostgreSQL runs the
+    data-modifying CTEs that nothing reads at the end of a statement, in an order of its
+    own, so the CTEs named in ``after`` (which must return rows) are read before the head
+    is locked. A statement using these must also be gated on ``HEAD_EXISTS``: without the
+    head, nothing is appended. The event's time is taken before the head's lock, so under
+    contention it may be a moment earlier than its predecessor's; the sequence orders."""
+    read_first = "".join(f" AND (SELECT count(*) FROM {name}) >= 0" for name in after)  # noqa: S608 (CTE names)
     return f"""
 chain_head AS (
     SELECT h.last_sequence, h.last_hash, {object_id} AS object_id
     FROM {HEAD} AS h, {source}
-    WHERE h.id = 1
+    WHERE h.id = 1{read_first}
     FOR UPDATE OF h
 ), chained AS (
     UPDATE {HEAD} AS h
@@ -168,8 +176,6 @@ def append_params(
 ) -> dict[str, Any]:
     """The parameters of ``append_ctes``, with the event's fields as record_event takes
     them (the object id comes from the statement)."""
-    from psycopg.types.json import Jsonb
-
     label = actor_label or (actor.get_username() if actor is not None else SYSTEM)
     created_at = timezone.now()
     before, after = _json_safe(before), _json_safe(after)
@@ -192,6 +198,22 @@ def append_params(
         "audit_before": None if before is None else Jsonb(before),
         "audit_after": None if after is None else Jsonb(after),
     }
+
+
+# The parameters of append_ctes for a statement that appends no event this time.
+NO_EVENT: dict[str, Any] = dict.fromkeys(
+    (
+        "audit_text_to_id",
+        "audit_text_to_sequence",
+        "audit_created_at",
+        "audit_actor",
+        "audit_actor_label",
+        "audit_action",
+        "audit_object_type",
+        "audit_before",
+        "audit_after",
+    )
+)
 
 
 def ensure_chain_head() -> None:

@@ -36,9 +36,8 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from orchestration.agents.base import AgentResult
-from orchestration.engine.states import TaskKind
-from orchestration.models import Decision, HumanTask, Run, Span, Step, Ticket, Workflow
-from orchestration.services.audit import HEAD_EXISTS, append_ctes, append_params
+from orchestration.models import HumanTask, Run, Span, Step, Ticket, Workflow
+from orchestration.services.audit import HEAD_EXISTS, NO_EVENT, append_ctes
 from orchestration.services.statements import (
     columns,
     compact,
@@ -70,7 +69,7 @@ RETURNING {columns(Step, "s")}, {columns(Run, "r")}, {columns(Ticket, "t")},
 _workflows: dict[tuple[int, str], Workflow] = {}
 
 
-def _workflow(workflow_id: int, definition_hash: str) -> Workflow:
+def workflow_version(workflow_id: int, definition_hash: str) -> Workflow:
     """A workflow version, kept per process: versions never change."""
     key = (workflow_id, definition_hash)
     if key not in _workflows:
@@ -90,7 +89,7 @@ def claim_step(*, step_id: int, now: datetime, hard_seconds: float) -> Step | No
     run = instance_from_row(Run, values)
     run.ticket = instance_from_row(Ticket, values)
     (definition_hash,) = values
-    run.workflow = _workflow(run.workflow_id, definition_hash)
+    run.workflow = workflow_version(run.workflow_id, definition_hash)
     step.run = run
     return step
 
@@ -109,7 +108,7 @@ PROGRESS = (
 )
 
 
-def _progress_ctes() -> str:
+def progress_ctes() -> str:
     """What every checkpoint writes once ``done`` (the finished step) has written: the run's
     progress, the next step (if ``has_next``) and the ticket's "answered"."""
     return f"""
@@ -122,15 +121,16 @@ moved AS (
 answered AS (
     UPDATE {TICKET} SET status = 'answered'
     WHERE id = %(ticket)s AND %(answered)s AND EXISTS (SELECT 1 FROM done)
+    RETURNING id
 )"""  # noqa: S608
 
 
-def _progress_params(run: Run, next_step: Step | None, answered: bool) -> dict[str, Any]:
+def progress_params(run: Run, next_step: Step | None, answered: bool) -> dict[str, Any]:
     return {
         "run": run.pk,
         "progress": record(Run, {c: getattr(run, c) for c in PROGRESS}),
         "has_next": next_step is not None,
-        **insert_params("next_step", next_step or Step(run_id=run.pk, sequence=0)),
+        **insert_params("next_step", next_step),
         "ticket": run.ticket_id,
         "answered": answered,
     }
@@ -152,7 +152,7 @@ WITH locked AS (
     WHERE id = %(step)s AND status = 'running' AND attempt = %(attempt)s
       AND EXISTS (SELECT 1 FROM locked) AND (NOT %(opens_task)s OR {HEAD_EXISTS})
     RETURNING id
-), {_progress_ctes()},
+), {progress_ctes()},
 agent_span AS (
     INSERT INTO {SPAN} (run_id, step_id, parent_id, kind, name, attributes, status,
                         started_at, duration_ms)
@@ -169,7 +169,7 @@ agent_span AS (
         kind text, name text, attributes jsonb, status text,
         started_at timestamptz, duration_ms float8)
 ), {insert_cte("task", HumanTask, "next_step", "%(opens_task)s", step_id="next_step.id")},
-{append_ctes(source="task", object_id="task.id::text")}
+{append_ctes(source="task", object_id="task.id::text", after=("done", "answered"))}
 SELECT (SELECT count(*) FROM done), (SELECT id FROM next_step), (SELECT id FROM task),
        {HEAD_EXISTS}
 """)  # noqa: S608
@@ -189,15 +189,17 @@ def record_agent_step(
     steps_before: int,
     next_step: Step | None,
     task: HumanTask | None,
+    task_event: dict[str, Any] | None,
     answered: bool,
     now: datetime,
 ) -> bool:
     """Write the checkpoint; False if nothing was written (the claim or the run moved on).
     ``run`` already holds the folded state; ``next_step`` and ``task`` (the approval task
-    parking ``next_step``), if any, are unsaved and receive their primary keys."""
+    parking ``next_step``), if any, are unsaved and receive their primary keys;
+    ``task_event`` is append_params for the task's "task.opened" event."""
     opens_task = task is not None
     params: dict[str, Any] = {
-        **_progress_params(run, next_step, answered),
+        **progress_params(run, next_step, answered),
         "status_before": status_before,
         "steps_before": steps_before,
         "step": step.pk,
@@ -223,13 +225,8 @@ def record_agent_step(
                 for child in result.spans
             ]
         ),
-        **insert_params("task", task or _NO_TASK, "step_id"),
-        **append_params(
-            action="task.opened",
-            actor_label="agent:decider",
-            object_type="task",
-            after=task_opened_after(run, task) if task else None,
-        ),
+        **insert_params("task", task, "step_id"),
+        **(task_event or NO_EVENT),
     }
     row = run_statement(CHECKPOINT_SQL, params)
     assert row is not None
@@ -244,14 +241,6 @@ def record_agent_step(
     return bool(recorded)
 
 
-_NO_TASK = HumanTask(kind=TaskKind.APPROVAL, proposal={}, urgency_rank=0, confidence=0.0)
-
-
-def task_opened_after(run: Run, task: HumanTask) -> dict[str, Any]:
-    """The "task.opened" audit event's content."""
-    return {"run": run.pk, "category": task.category, "urgency": task.urgency}
-
-
 def agent_span_attributes(step: Step, result: AgentResult) -> dict[str, Any]:
     return {
         "gen_ai.operation.name": "invoke_agent",
@@ -260,100 +249,6 @@ def agent_span_attributes(step: Step, result: AgentResult) -> dict[str, Any]:
         "gen_ai.usage.output_tokens": result.output_tokens,
         **result.attributes,
     }
-
-
-# A person's decision: the checkpoint of a human step. ``task_locked`` takes the task only if
-# it is still open at the version read, ``locked`` the run only if it is as read (the lock
-# order of every writer: task, run, step); the decision, the task's move to decided, the
-# step, the run's progress, the decision's span and its audit event hang on them.
-LOAD_TASK_SQL = compact(f"""
-SELECT {columns(HumanTask, "t")}, {columns(Step, "s")}, {columns(Run, "r")}, w.definition_hash
-FROM {TASK} AS t
-JOIN {STEP} AS s ON s.id = t.step_id
-JOIN {RUN} AS r ON r.id = t.run_id
-JOIN {WORKFLOW} AS w ON w.id = r.workflow_id
-WHERE t.id = %(task)s
-""")  # noqa: S608
-
-DECIDE_SQL = compact(f"""
-WITH task_locked AS (
-    SELECT id FROM {TASK}
-    WHERE id = %(task)s AND status = 'open' AND version = %(task_version)s AND {HEAD_EXISTS}
-    FOR UPDATE
-), locked AS (
-    SELECT id FROM {RUN}
-    WHERE id = %(run)s AND status = %(status_before)s AND step_count = %(steps_before)s
-      AND EXISTS (SELECT 1 FROM task_locked)
-    FOR UPDATE
-), {insert_cte("decision", Decision, "locked")},
-decided AS (
-    UPDATE {TASK} SET status = 'decided', version = version + 1, decided_at = %(now)s
-    WHERE id = %(task)s AND EXISTS (SELECT 1 FROM decision)
-), done AS (
-    UPDATE {STEP} SET status = 'succeeded', output = %(output)s, finished_at = %(now)s
-    WHERE id = %(step)s AND EXISTS (SELECT 1 FROM decision)
-    RETURNING id
-), {_progress_ctes()},
-{insert_cte("human_span", Span, "done")},
-{append_ctes(source="decision", object_id="%(audit_object_id)s")}
-SELECT (SELECT id FROM decision), (SELECT id FROM next_step)
-""")  # noqa: S608
-
-
-def load_task(task_id: int) -> HumanTask | None:
-    """A task with its step, run and workflow version, read without a lock."""
-    row = run_statement(LOAD_TASK_SQL, {"task": task_id})
-    if row is None:
-        return None
-    values = list(row)
-    task = instance_from_row(HumanTask, values)
-    task.step = instance_from_row(Step, values)
-    task.run = instance_from_row(Run, values)
-    (definition_hash,) = values
-    task.run.workflow = _workflow(task.run.workflow_id, definition_hash)
-    return task
-
-
-def record_decision(
-    *,
-    task: HumanTask,
-    decision: Decision,
-    output: dict[str, Any],
-    span: Span,
-    status_before: str,
-    steps_before: int,
-    next_step: Step | None,
-    answered: bool,
-    audit: dict[str, Any],
-    now: datetime,
-) -> bool:
-    """Write a decision on ``task`` (as loaded by load_task) and move its run on; False if
-    nothing was written: the task was decided or changed, the run moved, or the audit chain
-    has no head. ``decision``, ``span`` and ``next_step`` are unsaved and receive their keys;
-    ``audit`` is append_params for the "task.decided" event."""
-    params: dict[str, Any] = {
-        **_progress_params(task.run, next_step, answered),
-        "task": task.pk,
-        "task_version": task.version,
-        "status_before": status_before,
-        "steps_before": steps_before,
-        "step": task.step_id,
-        "output": Jsonb(output),
-        "now": now,
-        **insert_params("decision", decision),
-        **insert_params("human_span", span),
-        **audit,
-        "audit_object_id": str(task.pk),
-    }
-    row = run_statement(DECIDE_SQL, params)
-    assert row is not None
-    decision_id, next_id = row
-    if decision_id is None:
-        return False
-    mark_saved(decision, decision_id)
-    if next_step is not None:
-        mark_saved(next_step, next_id)
-    return True
 
 
 # A run's first write: the run and its first step.

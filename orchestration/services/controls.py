@@ -16,8 +16,8 @@ from orchestration.engine.states import (
 from orchestration.models import Decision, HumanTask, Run, Step
 from orchestration.services import live
 from orchestration.services.audit import record_event
+from orchestration.services.decisions import lock_open_task
 from orchestration.services.dispatch import enqueue_step_on_commit
-from orchestration.services.human import lock_open_task
 
 # What "resume with more budget" grants on top of the workflow's limits, each time.
 EXTRA_BUDGET = {"steps": 10, "visits": 2, "tokens": 50_000}

@@ -29,9 +29,11 @@ def start_run(*, ticket: Ticket, workflow: Workflow | None = None) -> Run:
     first = definition.node(definition.start)
     run = Run(workflow=workflow, ticket=ticket)
     step = Step(run=run, sequence=1, node=first.name, kind=first.kind, agent=first.agent or "")
-    if statements.enabled():
-        record_start(run=run, step=step)  # one statement (services.checkpoint)
-        enqueue_step_on_commit(step.pk)  # outside a transaction: sent at once
+    if statements.enabled(within_transaction=True):
+        # One statement (services.checkpoint), on its own or in the caller's transaction
+        # (ingest's); the message goes out once that commits.
+        record_start(run=run, step=step)
+        enqueue_step_on_commit(step.pk)
         return run
     with transaction.atomic():
         run.save(force_insert=True)

@@ -3,12 +3,15 @@
 A write that touches several rows costs one round trip per row and two more for the
 transaction when the ORM makes it, and on the step path the round trips are most of the
 cost. PostgreSQL runs a statement with data-modifying CTEs atomically, so such a write can be
-one statement in autocommit instead. The statements are written out in services.checkpoint;
-this module holds what they share: running a prepared statement, building a model instance
-from returned columns, and an INSERT of an unsaved model instance whose values Django
-prepares exactly as ``save()`` would."""
+one statement in autocommit instead. The statements are written out in services.checkpoint and
+services.decision_statement (and the audit trail's part in services.audit);
+this module holds what they share: whether they may run, running a prepared statement,
+building a model instance from returned columns, and an INSERT of an unsaved model instance
+whose values Django prepares exactly as ``save()`` would.
 
-import json
+They run on psycopg cursors of Django's connection, so Django's query log, execute wrappers
+and assertNumQueries do not see them; the spans and the audit trail record what they did."""
+
 from datetime import date, datetime
 from decimal import Decimal
 from functools import cache
@@ -23,13 +26,15 @@ from psycopg.types.json import Jsonb
 M = TypeVar("M", bound=models.Model)
 
 
-def enabled() -> bool:
-    """Whether a write may be one statement here: on PostgreSQL, outside a transaction (a
-    caller's transaction keeps its writes together), unless the setting turns it off."""
+def enabled(*, within_transaction: bool = False) -> bool:
+    """Whether a write may be one statement here: on PostgreSQL, unless the setting turns it
+    off, and outside a transaction unless the write may be part of a caller's transaction
+    (``within_transaction``). A checkpoint or a decision must commit alone: it takes its
+    locks in a fixed order and publishes at once."""
     return (
         settings.ENGINE_SINGLE_STATEMENT_WRITES
         and connection.vendor == "postgresql"
-        and not connection.in_atomic_block
+        and (within_transaction or not connection.in_atomic_block)
     )
 
 
@@ -93,9 +98,12 @@ def insert_cte(
     return f"{into} SELECT {values} FROM {source}, {row} WHERE {condition} RETURNING id)"  # noqa: S608
 
 
-def insert_params(name: str, instance: models.Model, *computed: str) -> dict[str, Any]:
-    """The parameter of ``insert_cte(name, ...)`` for an unsaved ``instance``: each value
-    prepared by its field as ``save()`` prepares it (defaults, auto_now_add)."""
+def insert_params(name: str, instance: models.Model | None, *computed: str) -> dict[str, Any]:
+    """The parameter of ``insert_cte(name, ...)`` for an unsaved ``instance``, each value
+    prepared by its field as ``save()`` prepares it (defaults, auto_now_add); None when the
+    statement inserts nothing there (its condition is false)."""
+    if instance is None:
+        return {name: None}
     fields = [f for f in _inserted_fields(type(instance)) if f.column not in computed]
     values = {f.column: f.pre_save(instance, add=True) for f in fields}
     return {name: record(type(instance), values)}
@@ -109,22 +117,19 @@ def record(model: type[models.Model], values: dict[str, Any]) -> Jsonb:
     for column, value in values.items():
         field = fields[column]
         if isinstance(field, models.JSONField) or value is None:
+            # As strict as the ORM: a value JSON cannot hold fails when the row is encoded.
             row[column] = value
         else:
-            row[column] = field.get_db_prep_save(value, connection)
-    return Jsonb(row, dumps=_dumps)
+            row[column] = _as_json(field.get_db_prep_save(value, connection))
+    return Jsonb(row)
 
 
-def _json_value(value: object) -> object:
+def _as_json(value: object) -> object:
     if isinstance(value, datetime | date):
         return value.isoformat()  # to the microsecond, which DjangoJSONEncoder drops
     if isinstance(value, Decimal | UUID):
         return str(value)
-    raise TypeError(f"{type(value).__name__} is not a column value")
-
-
-def _dumps(value: object) -> str:
-    return json.dumps(value, default=_json_value, separators=(",", ":"))
+    return value
 
 
 def mark_saved(instance: models.Model, pk: int) -> None:

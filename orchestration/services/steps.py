@@ -27,7 +27,7 @@ from orchestration.engine.states import StepStatus
 from orchestration.engine.workflow import NodeKind
 from orchestration.models import Span, Step
 from orchestration.services import live, statements
-from orchestration.services.audit import ensure_chain_head
+from orchestration.services.audit import append_params, ensure_chain_head
 from orchestration.services.checkpoint import (
     NoChainHead,
     agent_span_attributes,
@@ -245,12 +245,13 @@ def _checkpoint(
 ) -> Step | None:
     """On PostgreSQL, every step that trips no limit, in one statement (services.checkpoint):
     the run goes on to an agent node, parks at a person's, or finishes."""
-    from orchestration.services.human import approval_task  # human imports this module
+    from orchestration.services.human import approval_task, opened_event  # imports runs
 
     run, node = step.run, progress.following
-    following, task = None, None
+    following, task, task_event = None, None, None
     if node is not None and node.kind == NodeKind.HUMAN:
         following, task = parked_human_step(run, step, node, now=now), approval_task(run)
+        task_event = append_params(**opened_event(run, task))
     elif node is not None:
         following = next_agent_step(run, step, node, now=now, claim=claim_next)
     checkpoint = partial(
@@ -263,6 +264,7 @@ def _checkpoint(
         steps_before=progress.steps_before,
         next_step=following,
         task=task,
+        task_event=task_event,
         answered=answered(run),
         now=now,
     )

@@ -242,7 +242,7 @@ def bench_engine_pause(runs: int) -> tuple[float, float]:
     from django.contrib.auth.models import User
 
     from orchestration.models import HumanTask, Run, Ticket
-    from orchestration.services.human import decide_task
+    from orchestration.services.decisions import decide_task
     from orchestration.services.runs import start_run
     from orchestration.services.workflows import ensure_workflow_version
 

@@ -6,7 +6,7 @@ from orchestration.engine.states import DecisionOutcome, RunStatus, StepStatus, 
 from orchestration.models import AuditEvent, HumanTask, Reply, Span
 from orchestration.providers import TransientProviderError
 from orchestration.services.controls import RunControlError, cancel_run, resume_run
-from orchestration.services.human import DecisionError, TaskConflict, decide_task
+from orchestration.services.decisions import DecisionError, TaskConflict, decide_task
 from tests.conftest import client_for
 from tests.orchestration.test_runs import HOW_TO, SECURITY
 

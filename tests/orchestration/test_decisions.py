@@ -7,7 +7,7 @@ from django.db import connection
 
 from orchestration.engine.states import DecisionOutcome, RunStatus, TaskStatus
 from orchestration.models import AuditEvent, Decision, HumanTask, Reply
-from orchestration.services.human import DecisionError, TaskConflict, decide_task
+from orchestration.services.decisions import DecisionError, TaskConflict, decide_task
 from tests.orchestration.test_runs import SECURITY
 
 
@@ -170,16 +170,16 @@ def test_a_decision_on_a_run_that_moved_underneath_is_refused_and_nothing_is_kep
     from django.db.models import F
 
     from orchestration.models import Run
-    from orchestration.services import human
+    from orchestration.services import decisions
 
-    real_next_node = human.next_node
+    real_next_node = decisions.next_node
 
     def run_moves_meanwhile(*args, **kwargs):
         # Another writer moves the run between the task's lock and the run's write.
         Run.objects.filter(pk=waiting_task.run_id).update(step_count=F("step_count") + 1)
         return real_next_node(*args, **kwargs)
 
-    monkeypatch.setattr(human, "next_node", run_moves_meanwhile)
+    monkeypatch.setattr(decisions, "next_node", run_moves_meanwhile)
     with pytest.raises(TaskConflict, match="run changed while you decided"):
         decide_task(task_id=waiting_task.pk, actor=alice, action="approve")
     waiting_task.refresh_from_db()

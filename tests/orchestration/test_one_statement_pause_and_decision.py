@@ -16,9 +16,9 @@ from orchestration.models import (
     Span,
     Ticket,
 )
-from orchestration.services import checkpoint, human
+from orchestration.services import checkpoint, decision_statement, decisions
 from orchestration.services.audit import record_event, verify_chain
-from orchestration.services.human import TaskConflict, decide_task
+from orchestration.services.decisions import TaskConflict, decide_task
 from orchestration.services.runs import start_run
 from tests.orchestration.test_runs import SECURITY
 
@@ -60,7 +60,7 @@ def task_record(task: HumanTask) -> dict:
 @pytest.fixture
 def statements_run(monkeypatch):
     """The single statements the engine runs, by name, as they run."""
-    names = {checkpoint.CHECKPOINT_SQL: "checkpoint", checkpoint.DECIDE_SQL: "decide"}
+    names = {checkpoint.CHECKPOINT_SQL: "checkpoint", decision_statement.DECIDE_SQL: "decide"}
     seen: list[str] = []
     real = checkpoint.run_statement
 
@@ -68,7 +68,8 @@ def statements_run(monkeypatch):
         seen.append(names.get(sql, "other"))
         return real(sql, params)
 
-    monkeypatch.setattr(checkpoint, "run_statement", spy)
+    for module in (checkpoint, decision_statement):
+        monkeypatch.setattr(module, "run_statement", spy)
     return seen
 
 
@@ -121,10 +122,10 @@ def test_a_decision_read_before_another_was_recorded_writes_nothing(
     support_desk, alice, bob, monkeypatch
 ):
     task = paused("a@example.com")
-    read_before = checkpoint.load_task(task.pk)
+    read_before = decision_statement.load_task(task.pk)
     decide_task(task_id=task.pk, actor=bob, action="approve")
     # Alice's decision read the task while it was open; Bob's was recorded in between.
-    monkeypatch.setattr(human, "load_task", lambda task_id: read_before)
+    monkeypatch.setattr(decisions, "load_task", lambda task_id: read_before)
     with pytest.raises(TaskConflict, match="bob already approved this task"):
         decide_task(task_id=task.pk, actor=alice, action="reject", reason="spam")
     assert list(Decision.objects.filter(task=task).values_list("actor__username", flat=True)) == [

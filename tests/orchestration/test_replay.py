@@ -6,7 +6,7 @@ import pytest
 from orchestration.agents import drafter, registry
 from orchestration.engine.states import RunStatus
 from orchestration.models import AuditEvent, HumanTask, Reply, Run, Span, Step
-from orchestration.services.human import decide_task
+from orchestration.services.decisions import decide_task
 from orchestration.services.replay import ReplayError, replay_run
 from orchestration.services.workflows import ensure_workflow_version
 from orchestration.workflows import support_desk
