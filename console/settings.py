@@ -6,6 +6,7 @@ file under ``var/``, Celery tasks executed in-process and an in-memory channel l
 workers through Redis, and channels-redis. A malformed value stops start-up with its name.
 """
 
+import hashlib
 import os
 import secrets
 from pathlib import Path
@@ -314,6 +315,17 @@ STEP_TASK_TIME_LIMIT_SECONDS = env_int("STEP_TASK_TIME_LIMIT_SECONDS", 900)
 TOOL_BREAKER_FAILURES = env_int("TOOL_BREAKER_FAILURES", 5)
 TOOL_BREAKER_WINDOW_SECONDS = env_int("TOOL_BREAKER_WINDOW_SECONDS", 60)
 TOOL_BREAKER_COOLDOWN_SECONDS = env_int("TOOL_BREAKER_COOLDOWN_SECONDS", 30)
+# A person's approval of one tool call is asked for this long; unanswered, it counts as
+# rejected.
+TOOL_APPROVAL_TTL_SECONDS = env_int("TOOL_APPROVAL_TTL_SECONDS", 24 * 3600)
+# Grants that expire within this many days are flagged for review.
+GRANT_REVIEW_DAYS = env_int("GRANT_REVIEW_DAYS", 7)
+# The key the post_webhook tool signs its requests with, which receivers verify. Without one
+# set (or set empty), it is derived from SECRET_KEY: never empty, and not the key itself.
+WEBHOOK_SIGNING_SECRET = (
+    env_str("WEBHOOK_SIGNING_SECRET")
+    or hashlib.sha256(f"switchboard-webhook-signing:{SECRET_KEY}".encode()).hexdigest()
+)
 # How long a pending step's message may wait before the sweeper sends it again.
 STEP_REDISPATCH_SECONDS = env_int("STEP_REDISPATCH_SECONDS", 300)
 

@@ -1,42 +1,78 @@
-"""The tool gateway: every side effect an agent causes passes through ``call_tool``."""
+"""The gate: every tool call of every agent passes through ``call_tool``, which checks it in
+one fixed order and refuses it at the first check it fails:
+
+1. the tool exists, is enabled and is still offered by its source;
+2. the agent holds an active, unexpired grant for the tool's current definition;
+3. the arguments fit the tool's input schema;
+4. the arguments keep within the grant's constraints;
+5. the tool's rate limit;
+6. the tool's circuit breaker;
+7. the grant's approval rule: a call that needs a person waits for one approval of exactly
+   this call (its idempotency key, arguments and definition), used once, re-checked here;
+then the call is recorded, executed once under its idempotency key within the tool's
+timeout, its output checked against the tool's output schema, and the call completed with
+an audit event. Every refusal is recorded as a policy violation with its reason.
+
+A call whose key already succeeded returns its recorded result without any check: what was
+done is not done again, whatever changed since."""
 
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
-from jsonschema import Draft202012Validator
 
-from orchestration.engine.breaker import (
-    Breaker,
-    BreakerPolicy,
-    BreakerState,
-    admit,
-    record_failure,
-    record_success,
-)
 from orchestration.engine.states import FINAL_RUN_STATUSES
-from orchestration.models import Run
-from orchestration.services.audit import record_event
-from tools_registry.builtin import BUILTIN_TOOLS, BuiltinTool
-from tools_registry.models import ToolBreaker, ToolCall
+from tools_registry import breakers, executors
+from tools_registry.gate_state import GateState, read_state, record_success
+from tools_registry.models import PolicyViolation, Tool, ToolApproval, ToolCall
+from tools_registry.policy import (
+    broken_constraints,
+    canonical_hash,
+    needs_approval,
+    parse_constraints,
+)
+from tools_registry.schemas import schema_problems
+
+Check = PolicyViolation.Check
 
 
 class ToolDenied(Exception):
-    """The call was refused before anything was executed."""
+    """The call was refused before anything was executed; ``check`` names the check."""
 
     kind = "policy_denied"
 
+    def __init__(self, message: str, check: str = "") -> None:
+        super().__init__(message)
+        self.check = check
 
-class CircuitOpen(Exception):
+
+class RateLimited(ToolDenied):
+    """The tool's rate limit is reached; the step is retried later."""
+
+    kind = "transient"
+
+
+class CircuitOpen(ToolDenied):
     """The tool has been failing; calls wait until its breaker lets a probe through."""
 
     kind = "circuit_open"
+
+
+class ApprovalRequired(Exception):
+    """The grant asks a person to approve this exact call; ``approval`` is waiting."""
+
+    kind = "approval_required"
+
+    def __init__(self, approval: ToolApproval) -> None:
+        super().__init__(f"{approval.tool_id} needs a person's approval: {approval.reason}")
+        self.approval = approval
 
 
 class RunNotActive(Exception):
@@ -48,6 +84,12 @@ class RunNotActive(Exception):
 class ToolOutcomeUnknown(Exception):
     """A call to a tool that is not idempotent started before and never finished: it may or
     may not have acted, so it is not repeated blindly; a person must look."""
+
+    kind = "permanent"
+
+
+class InvalidToolOutput(Exception):
+    """The tool answered with a result that breaks its output schema."""
 
     kind = "permanent"
 
@@ -84,152 +126,239 @@ def call_tool(
     idempotency_key: str,
     run_id: int | None = None,
 ) -> dict[str, Any]:
-    """Check the call, record it, execute it once, record its result.
-
-    The record is committed before the tool runs and completed after, under a unique
-    idempotency key. A repeated call with a key whose call succeeded returns the recorded
-    result without executing anything; one whose call was cut short is executed again only if
-    the tool is idempotent. Returns the tool's result plus ``replayed`` (True when reused).
-    In a dry run (see ``dry_run``) nothing is executed or written."""
+    """Check the call, record it, execute it once, record its result; returns the tool's
+    result plus ``replayed`` (True when an earlier call's result is reused). Raises
+    ToolDenied (or RateLimited, CircuitOpen) for a refusal, ApprovalRequired when a person
+    must approve first. In a dry run (see ``dry_run``) nothing is executed or written."""
     if _dry_run.get():
         return _dry_run_result(idempotency_key)
-    tool = BUILTIN_TOOLS.get(name)
-    denial = None
-    if tool is None:
-        denial = f"agent {agent!r} called unknown tool {name!r}"
-    else:
-        errors = sorted(
-            Draft202012Validator(tool.input_schema).iter_errors(arguments), key=lambda e: e.path
-        )
-        if errors:
-            details = "; ".join(
-                f"{'.'.join(str(p) for p in e.path) or '(arguments)'}: {e.message}" for e in errors
-            )
-            denial = f"arguments for {name!r} do not fit its schema: {details}"
-    if denial:
-        ToolCall.objects.get_or_create(
-            idempotency_key=idempotency_key,
-            defaults={
-                "run_id": run_id,
-                "agent": agent,
-                "tool": name,
-                "arguments": arguments,
-                "status": ToolCall.Status.DENIED,
-                "error": denial,
-                "finished_at": timezone.now(),
-            },
-        )
-        raise ToolDenied(denial)
-    assert tool is not None
-    earlier = ToolCall.objects.filter(idempotency_key=idempotency_key).first()
-    if earlier is not None and (recorded := _earlier_result(earlier, tool)) is not None:
-        return recorded
-    if run_id is not None and Run.objects.filter(pk=run_id, status__in=FINAL_RUN_STATUSES).exists():
+    state = read_state(tool=name, agent=agent, key=idempotency_key, run_id=run_id)
+    earlier = state.earlier
+    if earlier is not None and earlier.status == ToolCall.Status.SUCCEEDED:
+        return {**(earlier.result or {}), "replayed": True}
+    call = _Call(name, agent, arguments, idempotency_key, run_id, state)
+    tool = call.check()
+    if state.run_status in FINAL_RUN_STATUSES:
         # A worker that went on with a run a person cancelled meanwhile acts no further.
         raise RunNotActive(f"run {run_id} has finished or was cancelled; {name} was not called")
-    if not _admit(name):
-        raise CircuitOpen(f"{name} has been failing; its circuit breaker is open")
-    if earlier is None:
-        try:
-            with transaction.atomic():
-                call = ToolCall.objects.create(
-                    idempotency_key=idempotency_key,
-                    run_id=run_id,
-                    agent=agent,
-                    tool=name,
-                    arguments=arguments,
-                )
-        except IntegrityError:  # another worker recorded the same call a moment ago
-            earlier = ToolCall.objects.get(idempotency_key=idempotency_key)
-            if (recorded := _earlier_result(earlier, tool)) is not None:
-                return recorded
-    if earlier is not None:
-        call = earlier
-        ToolCall.objects.filter(pk=call.pk).update(
-            attempts=F("attempts") + 1, status=ToolCall.Status.STARTED
+    if earlier is not None and earlier.status == ToolCall.Status.STARTED and not tool.idempotent:
+        raise ToolOutcomeUnknown(
+            f"{name} started before ({idempotency_key}) and its outcome is unknown"
         )
+    record = call.record_start(tool)
     started = time.perf_counter()
     try:
-        result = tool.handler(arguments, idempotency_key)
+        result = executors.execute(tool, arguments, idempotency_key)
     except Exception as exc:
-        _record_outcome(name, succeeded=False)
-        ToolCall.objects.filter(pk=call.pk).update(
-            status=ToolCall.Status.FAILED,
-            error=f"{type(exc).__name__}: {exc}"[:2000],
-            finished_at=timezone.now(),
-            latency_ms=(time.perf_counter() - started) * 1000,
-        )
+        breakers.record_outcome(name, succeeded=False)
+        call.record_failure(record, f"{type(exc).__name__}: {exc}", started)
         raise
-    _record_outcome(name, succeeded=True)
-    ToolCall.objects.filter(pk=call.pk).update(
-        status=ToolCall.Status.SUCCEEDED,
-        result=result,
-        finished_at=timezone.now(),
-        latency_ms=(time.perf_counter() - started) * 1000,
-    )
+    problems = schema_problems(tool.output_schema, result) if tool.output_schema else []
+    if problems:
+        message = f"{name} answered outside its output schema: " + "; ".join(problems)
+        call.record_failure(record, message, started)
+        call.violation(Check.INVALID_OUTPUT, message)
+        raise InvalidToolOutput(message)
+    if state.breaker_state != "closed":
+        breakers.record_outcome(name, succeeded=True)
+    latency_ms = (time.perf_counter() - started) * 1000
+    record_success(call=record, result=result, latency_ms=latency_ms, now=timezone.now())
     return {**result, "replayed": False}
 
 
-def _earlier_result(call: ToolCall, tool: BuiltinTool) -> dict[str, Any] | None:
-    """What an earlier call under the same key decides: its recorded result if it succeeded,
-    its refusal again if it was denied, a refusal to guess if a non-idempotent tool may have
-    acted; None when the call may simply be executed again."""
-    if call.status == ToolCall.Status.SUCCEEDED:
-        return {**(call.result or {}), "replayed": True}
-    if call.status == ToolCall.Status.DENIED:
-        raise ToolDenied(call.error)
-    if not tool.idempotent:
-        raise ToolOutcomeUnknown(
-            f"{tool.name} started before ({call.idempotency_key}) and its outcome is unknown"
-        )
-    return None
+class _Call:
+    """One call on its way through the gate."""
 
+    def __init__(
+        self,
+        name: str,
+        agent: str,
+        arguments: dict[str, Any],
+        key: str,
+        run_id: int | None,
+        state: GateState,
+    ) -> None:
+        self.name, self.agent, self.arguments, self.key = name, agent, arguments, key
+        self.run_id, self.state = run_id, state
+        self.decision = "allow"
 
-def _policy() -> BreakerPolicy:
-    return BreakerPolicy(
-        failure_threshold=settings.TOOL_BREAKER_FAILURES,
-        window_seconds=settings.TOOL_BREAKER_WINDOW_SECONDS,
-        cooldown_seconds=settings.TOOL_BREAKER_COOLDOWN_SECONDS,
-    )
-
-
-def _load(row: ToolBreaker) -> Breaker:
-    return Breaker(BreakerState(row.state), tuple(row.failures), row.opened_at)
-
-
-def _store(row: ToolBreaker, breaker: Breaker) -> None:
-    ToolBreaker.objects.filter(pk=row.pk).update(
-        state=breaker.state, failures=list(breaker.failures), opened_at=breaker.opened_at
-    )
-
-
-def _admit(name: str) -> bool:
-    """Ask the tool's breaker, under its row lock, whether a call may go through now."""
-    with transaction.atomic():
-        row, _ = ToolBreaker.objects.select_for_update().get_or_create(tool=name)
-        allowed, after = admit(_load(row), _policy(), time.time())
-        if after != _load(row):
-            _store(row, after)
-            if after.state is BreakerState.HALF_OPEN:
-                record_event(action="tool.breaker_probe", object_type="tool", object_id=name)
-    return allowed
-
-
-def _record_outcome(name: str, *, succeeded: bool) -> None:
-    with transaction.atomic():
-        row, _ = ToolBreaker.objects.select_for_update().get_or_create(tool=name)
-        before = _load(row)
-        if succeeded and before == Breaker():
-            return  # the common case writes nothing
-        after = (
-            record_success(before) if succeeded else record_failure(before, _policy(), time.time())
-        )
-        _store(row, after)
-        if after.state != before.state:
-            record_event(
-                action=f"tool.breaker_{after.state}",
-                object_type="tool",
-                object_id=name,
-                before={"state": before.state},
-                after={"state": after.state, "recent_failures": len(after.failures)},
+    def check(self) -> Tool:
+        """The checks in their order; returns the tool if the call may be executed."""
+        tool, grant, now = self.state.tool, self.state.grant, timezone.now()
+        if tool is None:
+            self.deny(Check.UNKNOWN_TOOL, f"agent {self.agent!r} called unknown tool {self.name!r}")
+        assert tool is not None
+        if not tool.enabled:
+            self.deny(Check.DISABLED, f"{self.name} is switched off")
+        if not tool.available:
+            self.deny(Check.DISABLED, f"{self.name} is no longer offered by its server")
+        if grant is None:
+            self.deny(Check.NO_GRANT, f"agent {self.agent!r} holds no grant for {self.name}")
+        assert grant is not None
+        if grant.expires_at is not None and grant.expires_at <= now:
+            self.deny(Check.GRANT_EXPIRED, f"the grant of {self.name} to {self.agent} expired")
+        if grant.definition_hash != tool.definition_hash:
+            self.deny(
+                Check.DEFINITION_CHANGED,
+                f"{self.name}'s definition changed since it was granted to {self.agent}; "
+                "an admin must review the grant",
             )
+        problems = schema_problems(tool.input_schema, self.arguments)
+        if problems:
+            self.deny(
+                Check.INVALID_ARGUMENTS,
+                f"arguments for {self.name!r} do not fit its schema: " + "; ".join(problems),
+            )
+        broken = broken_constraints(parse_constraints(grant.constraints), self.arguments)
+        if broken:
+            self.deny(
+                Check.CONSTRAINT,
+                f"{self.name} for {self.agent}: not allowed unless " + "; ".join(broken),
+            )
+        if tool.rate_limit_per_minute and not _within_rate(tool, now):
+            self.deny(
+                Check.RATE_LIMIT,
+                f"{self.name} is at its limit of {tool.rate_limit_per_minute} calls a minute",
+                RateLimited,
+            )
+        if self.state.breaker_state != "closed" and not breakers.admit_call(self.name):
+            self.deny(
+                Check.CIRCUIT_OPEN,
+                f"{self.name} has been failing; its circuit breaker is open",
+                CircuitOpen,
+            )
+        reason = needs_approval(
+            grant.approval, parse_constraints(grant.approval_conditions), self.arguments
+        )
+        if reason:
+            self.use_approval(tool, reason)
+        return tool
+
+    def use_approval(self, tool: Tool, reason: str) -> None:
+        """Go on only with a person's approval of exactly this call, used here once."""
+        approval = self.state.approval
+        arguments_hash = canonical_hash(self.arguments)
+        if approval is None:
+            ttl = timedelta(seconds=settings.TOOL_APPROVAL_TTL_SECONDS)
+            try:
+                approval = ToolApproval.objects.create(
+                    idempotency_key=self.key,
+                    run_id=self.run_id,
+                    agent=self.agent,
+                    tool=tool,
+                    arguments=self.arguments,
+                    arguments_hash=arguments_hash,
+                    definition_hash=tool.definition_hash,
+                    reason=reason,
+                    expires_at=timezone.now() + ttl,
+                )
+            except IntegrityError:  # another delivery of the same step asked a moment ago
+                approval = ToolApproval.objects.get(idempotency_key=self.key)
+            raise ApprovalRequired(approval)
+        status = approval.status
+        if status == ToolApproval.Status.PENDING and approval.expires_at > timezone.now():
+            raise ApprovalRequired(approval)
+        if status == ToolApproval.Status.REJECTED:
+            self.deny(Check.APPROVAL_REJECTED, f"a person rejected this {self.name} call")
+        if status == ToolApproval.Status.EXPIRED or approval.expires_at <= timezone.now():
+            self.deny(Check.APPROVAL_EXPIRED, f"the approval of this {self.name} call expired")
+        if (approval.arguments_hash, approval.definition_hash) != (
+            arguments_hash,
+            tool.definition_hash,
+        ):
+            self.deny(
+                Check.APPROVAL_MISMATCH,
+                f"this {self.name} call is not the one a person approved",
+            )
+        if status == ToolApproval.Status.APPROVED:
+            used = ToolApproval.objects.filter(
+                pk=approval.pk, status=ToolApproval.Status.APPROVED
+            ).update(status=ToolApproval.Status.USED, used_at=timezone.now())
+            if not used:
+                self.deny(Check.APPROVAL_MISMATCH, "this approval was used already")
+        elif self.state.earlier is None:  # used, yet this key never ran: not this call
+            self.deny(Check.APPROVAL_MISMATCH, "this approval was used already")
+        self.decision = "ask"
+
+    def deny(self, check: str, reason: str, error: type[ToolDenied] = ToolDenied) -> None:
+        """Record the refusal (the call and a policy violation) and raise it."""
+        now = timezone.now()
+        ToolCall.objects.update_or_create(
+            idempotency_key=self.key,
+            defaults={
+                "run_id": self.run_id,
+                "agent": self.agent,
+                "tool": self.name,
+                "arguments": self.arguments,
+                "status": ToolCall.Status.DENIED,
+                "decision": "deny",
+                "error": reason,
+                "finished_at": now,
+            },
+        )
+        self.violation(check, reason)
+        raise error(reason, check)
+
+    def violation(self, check: str, reason: str) -> None:
+        PolicyViolation.objects.create(
+            run_id=self.run_id,
+            agent=self.agent,
+            tool=self.name,
+            failed_check=check,
+            reason=reason,
+            arguments=self.arguments,
+            idempotency_key=self.key,
+        )
+
+    def record_start(self, tool: Tool) -> ToolCall:
+        """The call's record, committed before the tool runs."""
+        earlier = self.state.earlier
+        if earlier is None:
+            try:
+                with transaction.atomic():
+                    return ToolCall.objects.create(
+                        idempotency_key=self.key,
+                        run_id=self.run_id,
+                        agent=self.agent,
+                        tool=self.name,
+                        arguments=self.arguments,
+                        definition_hash=tool.definition_hash,
+                        decision=self.decision,
+                    )
+            except IntegrityError:  # another worker recorded the same call a moment ago
+                earlier = ToolCall.objects.get(idempotency_key=self.key)
+                if earlier.status == ToolCall.Status.SUCCEEDED or not tool.idempotent:
+                    raise ToolOutcomeUnknown(
+                        f"{self.name} is being called under {self.key} by another worker"
+                    ) from None
+        ToolCall.objects.filter(pk=earlier.pk).update(
+            attempts=F("attempts") + 1,
+            status=ToolCall.Status.STARTED,
+            decision=self.decision,
+            definition_hash=tool.definition_hash,
+            error="",
+        )
+        return earlier
+
+    def record_failure(self, record: ToolCall, message: str, started: float) -> None:
+        ToolCall.objects.filter(pk=record.pk).update(
+            status=ToolCall.Status.FAILED,
+            error=message[:2000],
+            finished_at=timezone.now(),
+            latency_ms=(time.perf_counter() - started) * 1000,
+        )
+
+
+def _within_rate(tool: Tool, now: Any) -> bool:
+    """Count this call in the tool's current minute; False once the limit is passed."""
+    from tools_registry.models import ToolRateWindow
+
+    window = now.replace(second=0, microsecond=0)
+    with transaction.atomic():
+        row, _ = ToolRateWindow.objects.select_for_update().get_or_create(
+            tool=tool.name, window_start=window
+        )
+        if row.calls >= (tool.rate_limit_per_minute or 0):
+            return False
+        ToolRateWindow.objects.filter(pk=row.pk).update(calls=F("calls") + 1)
+    return True

@@ -21,8 +21,15 @@ POLICY_FLAGS: dict[str, re.Pattern[str]] = {
     "instructions_to_agent": re.compile(
         r"(ignore (all |any |the )?(previous|prior|above) (instructions|rules)|system prompt|"
         r"you are now|as an ai|auto-?approve|approve (this|it) (automatically|yourself)|"
-        r"developer mode|override (your|the) (rules|policy))",
+        r"developer mode|override (your|the) (rules|policy)|"
+        r"skip(ping)? (the )?(approval|review|human)|without (an? )?(approval|review|human)|"
+        r"(grant|give) (yourself|yourselves|the agents?|you) (access|permissions?|rights)|"
+        r"(change|raise|elevate|update) (your|its|their) (own )?(permissions?|access|role))",
         re.I,
+    ),
+    # A request for money out of the customer's own words is a person's call to make.
+    "money_requested": re.compile(
+        r"\b(refund|reimburse|compensat\w*|credit (me|us|my|our))\b", re.I
     ),
 }
 

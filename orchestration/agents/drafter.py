@@ -7,6 +7,12 @@ from orchestration.models import KnowledgeArticle
 from orchestration.providers import CompletionRequest, get_provider
 
 AGENT = "drafter"
+# "120 EUR", "€120.50", "120,50 euros": the amount a refund ticket asks for.
+_AMOUNT = re.compile(
+    r"(?:€\s?(?P<before>\d{1,6}(?:[.,]\d{1,2})?))|"
+    r"(?:(?P<after>\d{1,6}(?:[.,]\d{1,2})?)\s?(?:€|eur\b|euros?\b))",
+    re.I,
+)
 _CITATION = re.compile(r"\[([a-z0-9][a-z0-9-]*)\]")
 
 SYSTEM_PROMPT = (
@@ -80,11 +86,24 @@ def run(ctx: AgentContext) -> AgentResult:
         )
     known = {a["slug"] for a in articles}
     cited = [slug for slug in dict.fromkeys(_CITATION.findall(completion.text)) if slug in known]
+    output = {"text": completion.text, "citations": cited, "model": completion.model}
+    if ctx.state.get("triage", {}).get("category") == "refund":
+        output["refund"] = refund_requested(ctx.ticket.text)
     return AgentResult(
-        output={"text": completion.text, "citations": cited, "model": completion.model},
+        output=output,
         input={"articles": [a["slug"] for a in articles]},
         input_tokens=completion.input_tokens,
         output_tokens=completion.output_tokens,
         spans=spans,
         attributes={"gen_ai.agent.name": AGENT},
     )
+
+
+def refund_requested(text: str) -> dict[str, str] | None:
+    """The refund a ticket asks for, as a proposal for the sender to make through the gate
+    (whose grant bounds it and asks a person above a limit): the first amount in euros."""
+    match = _AMOUNT.search(text)
+    if match is None:
+        return None
+    amount = (match.group("before") or match.group("after")).replace(",", ".")
+    return {"amount": f"{float(amount):.2f}", "currency": "EUR"}

@@ -42,6 +42,19 @@ OUTPUT_SCHEMAS: dict[str, dict[str, Any]] = {
         "properties": {
             "text": {"type": "string", "minLength": 20, "maxLength": 20000},
             "citations": {"type": "array", "items": {"type": "string"}},
+            "refund": {
+                "oneOf": [
+                    {"type": "null"},
+                    {
+                        "type": "object",
+                        "required": ["amount", "currency"],
+                        "properties": {
+                            "amount": {"type": "string", "pattern": "^\\d{1,6}\\.\\d{2}$"},
+                            "currency": {"enum": ["EUR"]},
+                        },
+                    },
+                ]
+            },
         },
     },
     "decider": {
@@ -58,6 +71,7 @@ OUTPUT_SCHEMAS: dict[str, dict[str, Any]] = {
         "properties": {
             "outcome": {"enum": ["auto_sent", "sent"]},
             "reply_id": {"type": ["integer", "null"]},
+            "refund_id": {"type": "integer"},
             "executed": {"const": False},
         },
         # No reply id only in a replay's dry run, where a send the original never made is

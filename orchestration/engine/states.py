@@ -32,6 +32,8 @@ class TaskStatus(StrEnum):
 class TaskKind(StrEnum):
     APPROVAL = "approval"
     EXCEPTION = "exception"
+    # A person approves or rejects one exact tool call an agent wants to make.
+    TOOL_APPROVAL = "tool_approval"
 
 
 class DecisionOutcome(StrEnum):

@@ -2,7 +2,7 @@ from orchestration.models.audit import AuditChainHead, AuditEvent
 from orchestration.models.human import Decision, HumanTask
 from orchestration.models.learning import PolicyVersion
 from orchestration.models.runs import Run, Step
-from orchestration.models.support import KnowledgeArticle, Reply, Ticket
+from orchestration.models.support import KnowledgeArticle, Refund, Reply, Ticket
 from orchestration.models.tracing import Span
 from orchestration.models.workflows import Workflow
 
@@ -13,6 +13,7 @@ __all__ = [
     "HumanTask",
     "KnowledgeArticle",
     "PolicyVersion",
+    "Refund",
     "Reply",
     "Run",
     "Span",

@@ -65,3 +65,24 @@ class Reply(models.Model):
 
     def __str__(self) -> str:
         return f"reply to ticket {self.ticket_id}"
+
+
+class Refund(models.Model):
+    """Money given back to a customer: one row per idempotency key, never edited. The
+    database refuses an amount that is not positive, whatever the caller checked."""
+
+    ticket = models.ForeignKey(Ticket, on_delete=models.PROTECT, related_name="refunds")
+    run = models.ForeignKey("orchestration.Run", on_delete=models.PROTECT, related_name="refunds")
+    amount = models.DecimalField(max_digits=8, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    reason = models.TextField()
+    idempotency_key = models.CharField(max_length=200, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=models.Q(amount__gt=0), name="refund_amount_positive")
+        ]
+
+    def __str__(self) -> str:
+        return f"refund of {self.amount} {self.currency} on ticket {self.ticket_id}"

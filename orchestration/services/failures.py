@@ -6,7 +6,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from orchestration.engine.states import RunStatus, StepStatus, check_run_transition
+from orchestration.engine.states import RunStatus, StepStatus, TaskKind, check_run_transition
 from orchestration.models import Run, Span, Step
 from orchestration.services import live
 from orchestration.services.audit import record_event
@@ -114,4 +114,62 @@ def hold_step(*, step: Step, error_kind: str, message: str) -> None:
             run=run, step=step, reason=message[:300], cause=error_kind.replace("_", " ")
         )
         run.save(update_fields=["status"])
+        live.publish_on_commit(live.run_group(run.pk), "run.changed", run_id=run.pk)
+
+
+def hold_for_tool_approval(*, step: Step, approval_id: int) -> None:
+    """The step's agent wants to make a tool call its grant lets through only with a
+    person's approval: keep the step and open a task that shows the exact call. Once the
+    person decides, the step runs again and the gate uses (or refuses) the approval."""
+    from orchestration.models import HumanTask
+    from orchestration.models.taxonomy import URGENCY_RANK, Urgency
+    from tools_registry.approvals import approval_proposal
+    from tools_registry.models import ToolApproval
+
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=step.run_id)
+        approval = (
+            ToolApproval.objects.select_for_update().select_related("tool").get(pk=approval_id)
+        )
+        held = Step.objects.still_claimed(step).update(
+            status=StepStatus.WAITING_HUMAN, lease_expires_at=None
+        )
+        if not held or run.is_final:
+            return
+        check_run_transition(RunStatus(run.status), RunStatus.WAITING_HUMAN)
+        run.status = RunStatus.WAITING_HUMAN
+        run.save(update_fields=["status"])
+        if approval.task_id is not None and approval.task.status == "open":
+            return  # a second delivery of the same step: the task is there
+        triage = run.state.get("triage", {})
+        urgency = triage.get("urgency", Urgency.NORMAL)
+        proposal = approval_proposal(approval)
+        task = HumanTask.objects.create(
+            run=run,
+            step=step,
+            kind=TaskKind.TOOL_APPROVAL,
+            proposal=proposal,
+            category=triage.get("category", ""),
+            urgency=urgency,
+            urgency_rank=URGENCY_RANK.get(urgency, 1),
+            confidence=float(triage.get("category_confidence", 0.0)),
+            reason=f"{proposal['tool']} for {proposal['agent']}: {approval.reason}"[:300],
+        )
+        ToolApproval.objects.filter(pk=approval.pk).update(task=task)
+        Span.objects.create(
+            run=run,
+            step=step,
+            kind=Span.Kind.POLICY,
+            name=f"approval required: {proposal['tool']}",
+            attributes={"gen_ai.tool.name": proposal["tool"], "switchboard.policy": "ask"},
+            started_at=timezone.now(),
+        )
+        record_event(
+            action="tool.approval_requested",
+            actor_label=f"agent:{approval.agent}",
+            object_type="tool_approval",
+            object_id=approval.pk,
+            after={"tool": proposal["tool"], "run": run.pk, "reason": approval.reason},
+        )
+        live.publish_on_commit(live.QUEUE_GROUP, "queue.changed", task_id=task.pk)
         live.publish_on_commit(live.run_group(run.pk), "run.changed", run_id=run.pk)

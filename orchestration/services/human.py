@@ -60,6 +60,8 @@ def approval_task(run: Run) -> HumanTask:
         "articles": state.get("research", {}).get("articles", []),
         "similar_tickets": state.get("research", {}).get("similar_tickets", []),
         "reasons": state.get("decide", {}).get("reasons", []),
+        # A refund the drafter found asked for: made after the reply, within the grant.
+        "refund": state.get("draft", {}).get("refund"),
     }
     return HumanTask(
         run=run,

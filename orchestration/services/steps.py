@@ -35,7 +35,12 @@ from orchestration.services.checkpoint import (
     record_agent_step,
 )
 from orchestration.services.dispatch import enqueue_step_on_commit
-from orchestration.services.failures import fail_step, hold_step, retry_step
+from orchestration.services.failures import (
+    fail_step,
+    hold_for_tool_approval,
+    hold_step,
+    retry_step,
+)
 from orchestration.services.runs import (
     Progress,
     RunChanged,
@@ -150,7 +155,10 @@ def _handle_failure(step: Step, exc: Exception) -> None:
     kind = exc_kind(exc)
     message = f"{type(exc).__name__}: {exc}"
     limits = step.run.limits
-    if kind == "circuit_open":
+    if kind == "approval_required":
+        hold_for_tool_approval(step=step, approval_id=exc.approval.pk)  # type: ignore[attr-defined]
+    elif kind in ("circuit_open", "policy_denied"):
+        # Refused by the gate: recorded there as a violation; a person sees why and decides.
         hold_step(step=step, error_kind=kind, message=message)
     elif kind == "transient" and step.attempt < limits.max_attempts:
         delay = retry_delay(

@@ -123,9 +123,10 @@ def long_trail(db):
 
 
 def test_a_long_trail_is_paged_and_the_second_page_holds_older_events(long_trail, carol):
+    before = AuditEvent.objects.count()
     client = client_for(carol)  # signing carol in adds one more event
     total = AuditEvent.objects.count()
-    assert total == 71
+    assert total == before + 1 and 50 < total <= 100
 
     first = client.get("/audit/").content.decode()
     rows = audit_rows(first)
@@ -139,7 +140,7 @@ def test_a_long_trail_is_paged_and_the_second_page_holds_older_events(long_trail
     assert len(older) == total - 50
     assert max(r["sequence"] for r in older) < min(r["sequence"] for r in rows)
     assert [r["sequence"] for r in older] == sorted((r["sequence"] for r in older), reverse=True)
-    assert older[-1]["object"] == "note n00", "the very first event is on the last page"
+    assert older[-1]["sequence"] == 1, "the very first event is on the last page"
     assert '<a href="?page=1">← Newer</a>' in second
     assert "Older →" not in second
 

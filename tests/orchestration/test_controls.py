@@ -1,5 +1,7 @@
 """Limits pause a run for a person; transient failures are retried; operators resume or cancel."""
 
+import dataclasses
+
 import pytest
 
 from orchestration.engine.states import DecisionOutcome, RunStatus, StepStatus, TaskKind, TaskStatus
@@ -292,9 +294,7 @@ def test_a_failing_tool_trips_its_breaker_and_later_runs_wait_for_a_person(
     monkeypatch.setitem(
         builtin.BUILTIN_TOOLS,
         "send_reply",
-        builtin.BuiltinTool(
-            "send_reply", real.description, real.risk, real.input_schema, outbox_down
-        ),
+        dataclasses.replace(real, handler=outbox_down),
     )
     first, second = run_ticket(**HOW_TO), run_ticket(**HOW_TO)
     for run in (first, second):
@@ -317,7 +317,7 @@ def test_a_failing_tool_trips_its_breaker_and_later_runs_wait_for_a_person(
 
     monkeypatch.setitem(builtin.BUILTIN_TOOLS, "send_reply", real)  # the outbox is back
     later = clock.time() + 31
-    monkeypatch.setattr("tools_registry.gateway.time.time", lambda: later)
+    monkeypatch.setattr("tools_registry.breakers.time.time", lambda: later)
     with django_capture_on_commit_callbacks(execute=True):
         resume_run(task_id=task.pk, actor=alice)
     third.refresh_from_db()

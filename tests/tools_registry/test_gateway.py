@@ -1,106 +1,282 @@
-"""The tool gateway: a call is recorded before it runs and executed at most once per key."""
+"""The gate: each check in its order with its reason, every refusal a recorded violation, and
+a call recorded before it runs and executed at most once per key."""
+
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
+from orchestration.models import AuditEvent
+from orchestration.services.audit import verify_chain
 from tools_registry import builtin
 from tools_registry.builtin import BuiltinTool
-from tools_registry.gateway import ToolDenied, ToolOutcomeUnknown, call_tool
-from tools_registry.models import ToolCall
+from tools_registry.catalog import set_tool_enabled, sync_builtin_tools
+from tools_registry.gateway import (
+    ApprovalRequired,
+    CircuitOpen,
+    InvalidToolOutput,
+    RateLimited,
+    RunNotActive,
+    ToolDenied,
+    ToolOutcomeUnknown,
+    call_tool,
+)
+from tools_registry.grants import GrantTerms, grant_tool, revoke_grant
+from tools_registry.models import PolicyViolation, Tool, ToolApproval, ToolBreaker, ToolCall
 
 SCHEMA = {
     "type": "object",
-    "properties": {"amount": {"type": "integer", "minimum": 1}},
+    "properties": {
+        "amount": {"type": "string", "pattern": r"^\d+(\.\d{1,2})?$"},
+        "to": {"type": "string"},
+    },
     "required": ["amount"],
+    "additionalProperties": False,
+}
+OUTPUT = {
+    "type": "object",
+    "properties": {"paid": {"type": "string"}},
+    "required": ["paid"],
     "additionalProperties": False,
 }
 
 
+@pytest.fixture(params=["one statement", "orm"])
+def gate_path(request, settings):
+    """Each test runs against the gate's single-statement path and its ORM path."""
+    settings.ENGINE_SINGLE_STATEMENT_WRITES = request.param == "one statement"
+    return request.param
+
+
 @pytest.fixture
-def ledger(monkeypatch):
-    """A write tool that counts how often it really acts."""
+def ledger(db, monkeypatch, admin_user):
+    """A payment tool, granted to agent "clerk": up to 100, a person approves above 50."""
     acted = []
 
     def pay(arguments, key):
         acted.append((arguments["amount"], key))
         return {"paid": arguments["amount"]}
 
-    def register(idempotent: bool):
+    def register(idempotent=True, handler=pay):
         monkeypatch.setitem(
             builtin.BUILTIN_TOOLS,
             "pay",
-            BuiltinTool("pay", "Pay out", "write", SCHEMA, pay, idempotent=idempotent),
+            BuiltinTool(
+                name="pay",
+                title="Pay",
+                description="Pay out money.",
+                risk="irreversible",
+                input_schema=SCHEMA,
+                output_schema=OUTPUT,
+                handler=handler,
+                idempotent=idempotent,
+            ),
         )
+        sync_builtin_tools()
+        return Tool.objects.get(name="pay")
 
-    register(True)
-    return acted, register
-
-
-def test_a_repeated_call_reuses_the_recorded_result(db, ledger):
-    acted, _ = ledger
-    first = call_tool(name="pay", agent="test", arguments={"amount": 5}, idempotency_key="k1")
-    again = call_tool(name="pay", agent="test", arguments={"amount": 5}, idempotency_key="k1")
-    assert first == {"paid": 5, "replayed": False}
-    assert again == {"paid": 5, "replayed": True}
-    assert acted == [(5, "k1")]
-    call = ToolCall.objects.get(idempotency_key="k1")
-    assert (call.status, call.result, call.attempts) == ("succeeded", {"paid": 5}, 1)
-
-
-def test_a_call_cut_short_is_finished_only_if_the_tool_is_idempotent(db, ledger):
-    acted, register = ledger
-    ToolCall.objects.create(idempotency_key="k2", agent="test", tool="pay", arguments={"amount": 7})
-    assert (
-        call_tool(name="pay", agent="test", arguments={"amount": 7}, idempotency_key="k2")["paid"]
-        == 7
+    tool = register()
+    grant = grant_tool(
+        agent="clerk",
+        tool_id=tool.pk,
+        terms=GrantTerms(
+            constraints=[{"path": "amount", "op": "lte", "value": "100"}],
+            approval="when",
+            approval_conditions=[{"path": "amount", "op": "gt", "value": "50"}],
+            reason="pays small sums",
+        ),
+        actor=admin_user,
     )
-    assert ToolCall.objects.get(idempotency_key="k2").attempts == 2
-    register(False)
-    ToolCall.objects.create(idempotency_key="k3", agent="test", tool="pay", arguments={"amount": 9})
-    with pytest.raises(ToolOutcomeUnknown, match="outcome is unknown"):
-        call_tool(name="pay", agent="test", arguments={"amount": 9}, idempotency_key="k3")
-    assert acted == [(7, "k2")]
+    return acted, register, grant
+
+
+def pay(amount="5", key="k1", agent="clerk", **extra):
+    return call_tool(
+        name="pay", agent=agent, arguments={"amount": amount, **extra}, idempotency_key=key
+    )
+
+
+def refused(check, **call):
+    """Call, expect a refusal by ``check``, and return its reason."""
+    with pytest.raises(ToolDenied) as denied:
+        pay(**call)
+    assert denied.value.check == check
+    violation = PolicyViolation.objects.get(idempotency_key=call.get("key", "k1"))
+    assert violation.failed_check == check and violation.reason == str(denied.value)
+    record = ToolCall.objects.get(idempotency_key=call.get("key", "k1"))
+    assert (record.status, record.decision) == ("denied", "deny")
+    return str(denied.value)
+
+
+def test_an_allowed_call_runs_once_and_is_on_the_audit_trail(ledger, gate_path):
+    acted, _, _ = ledger
+    assert pay("5") == {"paid": "5", "replayed": False}
+    assert pay("5") == {"paid": "5", "replayed": True}
+    assert acted == [("5", "k1")]
+    call = ToolCall.objects.get(idempotency_key="k1")
+    assert (call.status, call.result, call.decision) == ("succeeded", {"paid": "5"}, "allow")
+    event = AuditEvent.objects.get(action="tool.called")
+    assert event.object_id == str(call.pk) and event.after["tool"] == "pay"
+    assert verify_chain().intact
+
+
+def test_an_unknown_tool_is_refused(ledger, gate_path):
+    with pytest.raises(ToolDenied, match="unknown tool 'refund_everything'"):
+        call_tool(name="refund_everything", agent="clerk", arguments={}, idempotency_key="k1")
+    assert PolicyViolation.objects.get().failed_check == "unknown_tool"
+
+
+def test_the_kill_switch_refuses_the_next_call(ledger, gate_path, admin_user):
+    acted, _, grant = ledger
+    pay("5", key="before")
+    set_tool_enabled(tool_id=grant.tool_id, enabled=False, actor=admin_user, reason="incident")
+    assert "switched off" in refused("disabled", key="after")
+    assert AuditEvent.objects.filter(action="tool.disabled").count() == 1
+    assert len(acted) == 1
+
+
+def test_an_agent_without_a_grant_is_refused(ledger, gate_path):
+    assert "holds no grant for pay" in refused("no_grant", agent="intruder")
+
+
+def test_a_revoked_grant_refuses_the_next_call(ledger, gate_path, admin_user):
+    _, _, grant = ledger
+    pay("5", key="before")
+    revoke_grant(grant_id=grant.pk, actor=admin_user, reason="no longer needed")
+    refused("no_grant", key="after")
+
+
+def test_an_expired_grant_is_refused(ledger, gate_path):
+    _, _, grant = ledger
+    type(grant).objects.filter(pk=grant.pk).update(expires_at=timezone.now() - timedelta(1))
+    assert "expired" in refused("grant_expired")
+
+
+def test_a_grant_does_not_extend_to_a_changed_definition(ledger, gate_path):
+    _, _, grant = ledger
+    Tool.objects.filter(pk=grant.tool_id).update(definition_hash="0" * 64)
+    assert "definition changed" in refused("definition_changed")
+
+
+def test_arguments_outside_the_schema_are_refused(ledger, gate_path):
+    assert "does not match" in refused("invalid_arguments", amount="five")
+
+
+def test_arguments_outside_the_grants_constraints_are_refused(ledger, gate_path):
+    assert 'amount is at most "100"' in refused("constraint", amount="100.01")
+
+
+def test_the_rate_limit_refuses_calls_past_it_as_a_transient_error(ledger, gate_path):
+    Tool.objects.filter(name="pay").update(rate_limit_per_minute=2)
+    pay(key="a")
+    pay(key="b")
+    with pytest.raises(RateLimited) as limited:
+        pay(key="c")
+    assert limited.value.kind == "transient" and limited.value.check == "rate_limit"
+
+
+def test_an_open_breaker_refuses_the_call(ledger, gate_path, settings):
+    import time
+
+    ToolBreaker.objects.create(tool="pay", state="open", opened_at=time.time())
+    with pytest.raises(CircuitOpen):
+        pay()
+    assert PolicyViolation.objects.get().failed_check == "circuit_open"
+
+
+def test_the_first_failing_check_is_the_one_reported(ledger, gate_path, admin_user):
+    _, _, grant = ledger
+    set_tool_enabled(tool_id=grant.tool_id, enabled=False, actor=admin_user, reason="x")
+    # Also ungranted, invalid and over the limit: the kill switch comes first.
+    refused("disabled", agent="intruder", amount="999999")
+
+
+def test_a_call_over_the_approval_condition_waits_for_a_person(ledger, gate_path, admin_user):
+    acted, _, _ = ledger
+    with pytest.raises(ApprovalRequired) as asked:
+        pay("80")
+    approval = asked.value.approval
+    assert (approval.status, approval.arguments) == ("pending", {"amount": "80"})
+    assert "amount is above" in approval.reason
+    with pytest.raises(ApprovalRequired):  # asked again, still the same approval
+        pay("80")
+    assert ToolApproval.objects.count() == 1 and acted == []
+    ToolApproval.objects.filter(pk=approval.pk).update(status="approved")
+    assert pay("80")["paid"] == "80"
+    assert ToolApproval.objects.get().status == "used"
+    assert ToolCall.objects.get(idempotency_key="k1").decision == "ask"
+    with pytest.raises(ApprovalRequired):  # the approval was for that call only
+        pay("80", key="k2")
+
+
+def test_an_approval_is_bound_to_the_exact_call(ledger, gate_path):
+    with pytest.raises(ApprovalRequired) as asked:
+        pay("80")
+    ToolApproval.objects.filter(pk=asked.value.approval.pk).update(status="approved")
+    assert "not the one a person approved" in refused("approval_mismatch", amount="90")
 
 
 @pytest.mark.parametrize(
-    ("name", "arguments", "message"),
-    [
-        ("refund_everything", {"amount": 1}, "unknown tool 'refund_everything'"),
-        ("pay", {"amount": 0}, "amount: 0 is less than the minimum of 1"),
-        ("pay", {"amount": 1, "to": "me"}, "Additional properties are not allowed"),
-    ],
+    ("status", "check"), [("rejected", "approval_rejected"), ("expired", "approval_expired")]
 )
-def test_a_refused_call_is_recorded_and_never_executed(db, ledger, name, arguments, message):
-    acted, _ = ledger
-    with pytest.raises(ToolDenied, match=message):
-        call_tool(name=name, agent="test", arguments=arguments, idempotency_key="k4")
-    call = ToolCall.objects.get(idempotency_key="k4")
-    assert call.status == "denied" and message in call.error
-    assert acted == []
+def test_a_rejected_or_expired_approval_refuses_the_call(ledger, gate_path, status, check):
+    with pytest.raises(ApprovalRequired) as asked:
+        pay("80")
+    ToolApproval.objects.filter(pk=asked.value.approval.pk).update(status=status)
+    refused(check, amount="80")
 
 
-def test_a_tool_that_raises_is_recorded_as_failed(db, monkeypatch):
+def test_an_approval_past_its_time_counts_as_expired(ledger, gate_path):
+    with pytest.raises(ApprovalRequired) as asked:
+        pay("80")
+    ToolApproval.objects.filter(pk=asked.value.approval.pk).update(
+        status="approved", expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    refused("approval_expired", amount="80")
+
+
+def test_an_output_outside_the_tools_schema_is_refused(ledger, gate_path):
+    _, register, _ = ledger
+    register(handler=lambda arguments, key: {"paid": 5, "extra": True})
+    with pytest.raises(InvalidToolOutput, match="answered outside its output schema"):
+        pay()
+    assert ToolCall.objects.get().status == "failed"
+    assert PolicyViolation.objects.get().failed_check == "invalid_output"
+
+
+def test_a_call_cut_short_is_finished_only_if_the_tool_is_idempotent(ledger, gate_path):
+    acted, register, _ = ledger
+    ToolCall.objects.create(idempotency_key="k2", agent="clerk", tool="pay", arguments={})
+    assert pay("7", key="k2")["paid"] == "7"
+    assert ToolCall.objects.get(idempotency_key="k2").attempts == 2
+    register(idempotent=False)
+    ToolCall.objects.create(idempotency_key="k3", agent="clerk", tool="pay", arguments={})
+    with pytest.raises(ToolOutcomeUnknown, match="outcome is unknown"):
+        pay("9", key="k3")
+    assert acted == [("7", "k2")]
+
+
+def test_a_tool_that_raises_is_recorded_as_failed(ledger, gate_path):
     def broken(arguments, key):
         raise ConnectionError("ledger offline")
 
-    monkeypatch.setitem(
-        builtin.BUILTIN_TOOLS, "pay", BuiltinTool("pay", "Pay", "write", SCHEMA, broken)
-    )
+    _, register, _ = ledger
+    register(handler=broken)
     with pytest.raises(ConnectionError):
-        call_tool(name="pay", agent="test", arguments={"amount": 3}, idempotency_key="k5")
-    call = ToolCall.objects.get(idempotency_key="k5")
+        pay("3")
+    call = ToolCall.objects.get()
     assert call.status == "failed" and "ledger offline" in call.error
 
 
 def test_a_call_for_a_run_a_person_cancelled_meanwhile_is_not_made(run_ticket, ledger, alice):
     from orchestration.services.controls import cancel_run
     from tests.orchestration.test_runs import SECURITY
-    from tools_registry.gateway import RunNotActive
 
-    acted, _ = ledger
+    acted, _, _ = ledger
     run = run_ticket(**SECURITY)  # waits for a person
     cancel_run(run_id=run.pk, actor=alice, reason="handled by phone")
     with pytest.raises(RunNotActive, match="was not called"):
         call_tool(
-            name="pay", agent="test", arguments={"amount": 5}, idempotency_key="k", run_id=run.pk
+            name="pay", agent="clerk", arguments={"amount": "5"}, idempotency_key="k", run_id=run.pk
         )
-    assert acted == [] and not ToolCall.objects.exists()
+    assert acted == [] and not ToolCall.objects.filter(idempotency_key="k").exists()

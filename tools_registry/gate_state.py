@@ -1,0 +1,123 @@
+"""What the gate reads before a call and writes after one, in as few round trips as it can.
+
+Before a call the gate needs the tool, the agent's active grant for it, the tool's breaker
+state, an earlier call under the same idempotency key, an approval bound to that key and the
+run's status. On PostgreSQL that is one prepared SELECT; elsewhere (the embedded SQLite) a
+few ORM queries give the same ``GateState``. After a successful call, the call's completion
+and its audit event are one statement on PostgreSQL."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from psycopg.types.json import Jsonb
+
+from orchestration.models import Run
+from orchestration.services import statements
+from orchestration.services.audit import (
+    HEAD_EXISTS,
+    append_ctes,
+    append_params,
+    ensure_chain_head,
+    record_event,
+)
+from orchestration.services.statements import columns, compact, instance_from_row, table
+from tools_registry.models import Grant, Tool, ToolApproval, ToolBreaker, ToolCall
+
+
+@dataclass
+class GateState:
+    tool: Tool | None
+    grant: Grant | None
+    breaker_state: str
+    earlier: ToolCall | None
+    approval: ToolApproval | None
+    run_status: str | None
+
+
+STATE_SQL = compact(f"""
+SELECT {columns(Tool, "t")}, {columns(Grant, "g")}, {columns(ToolCall, "c")},
+       {columns(ToolApproval, "a")}, b.state, r.status
+FROM (SELECT 1) AS one
+LEFT JOIN {table(Tool)} AS t ON t.name = %(tool)s
+LEFT JOIN {table(Grant)} AS g
+       ON g.tool_id = t.id AND g.agent = %(agent)s AND g.revoked_at IS NULL
+LEFT JOIN {table(ToolCall)} AS c ON c.idempotency_key = %(key)s
+LEFT JOIN {table(ToolApproval)} AS a ON a.idempotency_key = %(key)s
+LEFT JOIN {table(ToolBreaker)} AS b ON b.tool = %(tool)s
+LEFT JOIN {table(Run)} AS r ON r.id = %(run)s
+""")  # noqa: S608
+
+
+def read_state(*, tool: str, agent: str, key: str, run_id: int | None) -> GateState:
+    if statements.enabled(within_transaction=True):
+        row = statements.run_statement(
+            STATE_SQL, {"tool": tool, "agent": agent, "key": key, "run": run_id}
+        )
+        assert row is not None
+        values = list(row)
+        found = [instance_from_row(m, values) for m in (Tool, Grant, ToolCall, ToolApproval)]
+        tool_row, grant, earlier, approval = (i if i.pk is not None else None for i in found)
+        breaker_state, run_status = values
+        if grant is not None and tool_row is not None:
+            grant.tool = tool_row
+        return GateState(tool_row, grant, breaker_state or "closed", earlier, approval, run_status)
+    tool_row = Tool.objects.filter(name=tool).first()
+    grant = None
+    if tool_row is not None:
+        grant = Grant.objects.filter(tool=tool_row, agent=agent, revoked_at__isnull=True).first()
+    breaker = ToolBreaker.objects.filter(tool=tool).values_list("state", flat=True).first()
+    return GateState(
+        tool=tool_row,
+        grant=grant,
+        breaker_state=breaker or "closed",
+        earlier=ToolCall.objects.filter(idempotency_key=key).first(),
+        approval=ToolApproval.objects.filter(idempotency_key=key).first(),
+        run_status=(
+            Run.objects.filter(pk=run_id).values_list("status", flat=True).first()
+            if run_id is not None
+            else None
+        ),
+    )
+
+
+COMPLETE_SQL = compact(f"""
+WITH done AS (
+    UPDATE {table(ToolCall)}
+    SET status = 'succeeded', result = %(result)s, finished_at = %(now)s,
+        latency_ms = %(latency_ms)s
+    WHERE id = %(call)s AND {HEAD_EXISTS}
+    RETURNING id
+), {append_ctes(source="done", object_id="done.id::text")}
+SELECT count(*) FROM done
+""")  # noqa: S608
+
+
+def record_success(
+    *, call: ToolCall, result: dict[str, Any], latency_ms: float, now: datetime
+) -> None:
+    """Complete the call's record and put the call on the audit trail."""
+    event: dict[str, Any] = {
+        "action": "tool.called",
+        "actor_label": f"agent:{call.agent}",
+        "object_type": "tool_call",
+        "after": {"tool": call.tool, "run": call.run_id, "decision": call.decision},
+    }
+    if statements.enabled():
+        params = {
+            "result": Jsonb(result),
+            "now": now,
+            "latency_ms": latency_ms,
+            "call": call.pk,
+            **append_params(**event),
+        }
+        (done,) = statements.run_statement(COMPLETE_SQL, params) or (0,)
+        if done:
+            return
+        ensure_chain_head()  # the only way the statement writes nothing
+    with transaction.atomic():
+        ToolCall.objects.filter(pk=call.pk).update(
+            status=ToolCall.Status.SUCCEEDED, result=result, finished_at=now, latency_ms=latency_ms
+        )
+        record_event(**event, object_id=call.pk)
