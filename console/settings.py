@@ -266,6 +266,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "orchestration.requeue_expired_steps",
         "schedule": env_int("SWEEP_INTERVAL_SECONDS", 30),
     },
+    # Unanswered approvals of tool calls past their time count as rejected.
+    "expire-tool-approvals": {
+        "task": "tools_registry.expire_tool_approvals",
+        "schedule": env_int("SWEEP_INTERVAL_SECONDS", 30),
+    },
 }
 
 if REDIS_URL:

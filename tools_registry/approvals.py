@@ -109,21 +109,21 @@ def expire_tool_approvals(*, limit: int = 200) -> int:
     and the run goes on, where the gate refuses the call."""
     now = timezone.now()
     expired = 0
-    ids = ToolApproval.objects.filter(
+    due = ToolApproval.objects.filter(
         status=ToolApproval.Status.PENDING, expires_at__lte=now
-    ).values_list("pk", flat=True)[:limit]
-    for approval_id in ids:
+    ).values_list("pk", "task_id")[:limit]
+    for approval_id, task_id in due:
         with transaction.atomic():
+            # The task before the approval: the order decide_tool_approval locks them in.
+            task = HumanTask.objects.select_for_update().filter(pk=task_id).first()
             approval = (
                 ToolApproval.objects.select_for_update()
-                .select_related("task")
                 .filter(pk=approval_id, status=ToolApproval.Status.PENDING)
                 .first()
             )
             if approval is None:
                 continue
             ToolApproval.objects.filter(pk=approval.pk).update(status=ToolApproval.Status.EXPIRED)
-            task = approval.task
             if task is not None and task.status == TaskStatus.OPEN:
                 HumanTask.objects.filter(pk=task.pk).update(
                     status=TaskStatus.EXPIRED, version=task.version + 1, decided_at=now

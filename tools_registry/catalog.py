@@ -195,8 +195,6 @@ def register_mcp_server(
     timeout_seconds: float = 30.0,
 ) -> McpServer:
     """Register a server (its tools arrive with a refresh)."""
-    from tools_registry.executors import endpoint_for
-
     server = McpServer(
         name=name,
         title=title,
@@ -207,7 +205,12 @@ def register_mcp_server(
         timeout_seconds=timeout_seconds,
         created_by=actor if actor is not None and actor.pk else None,
     )
-    endpoint_for(server)  # ValueError for an endpoint that cannot be reached as given
+    if transport not in McpServer.Transport.values:
+        raise ValueError(f"unknown transport {transport!r}: stdio or http")
+    if transport == McpServer.Transport.STDIO and not command.strip():
+        raise ValueError("a stdio server needs the command that starts it")
+    if transport == McpServer.Transport.HTTP and not url.startswith(("http://", "https://")):
+        raise ValueError("an HTTP server needs its http(s) URL")
     with transaction.atomic():
         server.full_clean()
         server.save()

@@ -48,7 +48,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
 @never_cache
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     run = access_run(request.user, run_id)
-    steps = list(run.steps.prefetch_related("spans").select_related("task__decision__actor"))
+    steps = list(run.steps.prefetch_related("spans", "tasks__decision__actor"))
     replies = list(run.replies.select_related("approved_by"))
     template = "console/runs/detail.html"
     if request.htmx and not request.htmx.boosted:

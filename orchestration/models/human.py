@@ -12,7 +12,9 @@ class HumanTask(models.Model):
     refused instead of overwriting a decision the operator never saw."""
 
     run = models.ForeignKey("orchestration.Run", on_delete=models.CASCADE, related_name="tasks")
-    step = models.OneToOneField("orchestration.Step", on_delete=models.CASCADE, related_name="task")
+    # A step may ask more than once over its life (an approval of a tool call, then an
+    # exception when the call is refused), but only one of its tasks is open at a time.
+    step = models.ForeignKey("orchestration.Step", on_delete=models.CASCADE, related_name="tasks")
     kind = models.CharField(max_length=16, choices=[(k, k) for k in TaskKind])
     status = models.CharField(
         max_length=16, choices=[(s, s) for s in TaskStatus], default=TaskStatus.OPEN
@@ -42,6 +44,13 @@ class HumanTask(models.Model):
                 name="task_open_queue",
                 condition=models.Q(status=TaskStatus.OPEN),
             ),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["step"],
+                condition=models.Q(status=TaskStatus.OPEN),
+                name="one_open_task_per_step",
+            )
         ]
 
     def __str__(self) -> str:
