@@ -74,7 +74,14 @@ def _search_knowledge_base(arguments: dict[str, Any], idempotency_key: str) -> d
     )
     return {
         "articles": [
-            {"slug": h.ref, "title": h.title, "category": categories[h.id], "score": h.score}
+            {
+                "id": h.id,
+                "slug": h.ref,
+                "title": h.title,
+                "summary": h.summary,
+                "category": categories[h.id],
+                "score": h.score,
+            }
             for h in hits
             if h.id in categories  # not deleted since the search
         ]
@@ -250,7 +257,7 @@ BUILTIN_TOOLS: dict[str, BuiltinTool] = {
             risk="read",
             input_schema=_object(
                 {
-                    "query": {"type": "string", "minLength": 1, "maxLength": 500},
+                    "query": {"type": "string", "minLength": 1, "maxLength": 20000},
                     "limit": {"type": "integer", "minimum": 1, "maximum": 10, "default": 3},
                 },
                 ["query"],
@@ -262,12 +269,14 @@ BUILTIN_TOOLS: dict[str, BuiltinTool] = {
                         "maxItems": 10,
                         "items": _object(
                             {
+                                "id": ID,
                                 "slug": {"type": "string", "minLength": 1},
                                 "title": {"type": "string"},
+                                "summary": {"type": "string"},
                                 "category": {"enum": Category.values},
                                 "score": {"type": "number", "minimum": 0, "maximum": 1},
                             },
-                            ["slug", "title", "category", "score"],
+                            ["id", "slug", "title", "summary", "category", "score"],
                         ),
                     }
                 },

@@ -22,14 +22,6 @@ SUPPORT_DESK_GRANTS = [
         "exact refund; above 500 EUR is never allowed.",
     ),
     ("research", "search_knowledge_base", [], "never", [], "Finds help articles."),
-    (
-        "triage",
-        "update_ticket_fields",
-        [{"path": "fields", "op": "keys_in", "value": ["category", "urgency"]}],
-        "never",
-        [],
-        "Files the ticket under the category and urgency it predicted.",
-    ),
 ]
 
 

@@ -99,9 +99,9 @@ _dry_run: ContextVar[bool] = ContextVar("switchboard_tool_dry_run", default=Fals
 
 @contextmanager
 def dry_run() -> Iterator[None]:
-    """Within this block no tool executes and nothing is recorded: a call whose key already
-    succeeded returns its recorded result, and any other call returns ``{"executed": False}``.
-    Replays run in it."""
+    """Within this block nothing is recorded and nothing acts: a call whose key already
+    succeeded returns its recorded result, a read-only tool answers, and any other call
+    returns ``{"executed": False}``. Replays run in it."""
     token = _dry_run.set(True)
     try:
         yield
@@ -109,12 +109,16 @@ def dry_run() -> Iterator[None]:
         _dry_run.reset(token)
 
 
-def _dry_run_result(idempotency_key: str) -> dict[str, Any]:
+def _dry_run_result(name: str, arguments: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
     earlier = ToolCall.objects.filter(
         idempotency_key=idempotency_key, status=ToolCall.Status.SUCCEEDED
     ).first()
     if earlier is not None:
         return {**(earlier.result or {}), "replayed": True}
+    tool = Tool.objects.filter(name=name, risk=Tool.Risk.READ, enabled=True).first()
+    if tool is not None and not schema_problems(tool.input_schema, arguments):
+        # Reading changes nothing: a replay may read what the original run did not.
+        return {**executors.execute(tool, arguments, idempotency_key), "replayed": False}
     return {"replayed": False, "executed": False}
 
 
@@ -131,7 +135,7 @@ def call_tool(
     ToolDenied (or RateLimited, CircuitOpen) for a refusal, ApprovalRequired when a person
     must approve first. In a dry run (see ``dry_run``) nothing is executed or written."""
     if _dry_run.get():
-        return _dry_run_result(idempotency_key)
+        return _dry_run_result(name, arguments, idempotency_key)
     state = read_state(tool=name, agent=agent, key=idempotency_key, run_id=run_id)
     earlier = state.earlier
     if earlier is not None and earlier.status == ToolCall.Status.SUCCEEDED:

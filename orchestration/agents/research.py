@@ -1,7 +1,8 @@
 """Agent B, research: the knowledge-base articles and resolved tickets most like this one."""
 
 from orchestration.agents.base import AgentContext, AgentResult, timed_span
-from orchestration.agents.retrieval import query_terms, search_articles, search_resolved_tickets
+from orchestration.agents.retrieval import query_terms, search_resolved_tickets
+from tools_registry.gateway import call_tool
 
 AGENT = "research"
 ARTICLE_LIMIT = 3
@@ -11,23 +12,25 @@ TICKET_LIMIT = 3
 def run(ctx: AgentContext) -> AgentResult:
     spans: list = []
     text = ctx.ticket.text
-    with timed_span(spans, "retrieval", "search knowledge base") as attributes:
-        articles = search_articles(text, ARTICLE_LIMIT)
-        attributes.update({"db.operation.name": "search", "retrieval.hits": len(articles)})
+    with timed_span(spans, "tool", "search_knowledge_base") as attributes:
+        found = call_tool(
+            name="search_knowledge_base",
+            agent=AGENT,
+            arguments={"query": text[:20000], "limit": ARTICLE_LIMIT},
+            idempotency_key=f"run:{ctx.run_id}:step:{ctx.step_sequence}:call:0",
+            run_id=ctx.run_id,
+        )
+        articles = found["articles"]
+        attributes.update(
+            {"gen_ai.tool.name": "search_knowledge_base", "retrieval.hits": len(articles)}
+        )
     with timed_span(spans, "retrieval", "search resolved tickets") as attributes:
         tickets = search_resolved_tickets(text, TICKET_LIMIT, exclude_id=ctx.ticket.id)
         attributes.update({"db.operation.name": "search", "retrieval.hits": len(tickets)})
     return AgentResult(
         output={
             "articles": [
-                {
-                    "id": h.id,
-                    "slug": h.ref,
-                    "title": h.title,
-                    "summary": h.summary,
-                    "score": h.score,
-                }
-                for h in articles
+                {k: a[k] for k in ("id", "slug", "title", "summary", "score")} for a in articles
             ],
             "similar_tickets": [
                 {

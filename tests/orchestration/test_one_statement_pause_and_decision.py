@@ -140,7 +140,10 @@ def test_a_database_without_the_chain_head_gets_one_at_the_first_pause(support_d
         cursor.execute(f"TRUNCATE {AuditEvent._meta.db_table}, {AuditChainHead._meta.db_table}")
     task = paused("a@example.com")
     assert [e[0] for e in events(task)] == ["task.opened"]
-    assert AuditChainHead.objects.get().last_sequence == AuditEvent.objects.count() == 1
+    # The research agent's search came first and started the chain.
+    first = AuditEvent.objects.get(sequence=1)
+    assert (first.action, first.previous_hash) == ("tool.called", "0" * 64)
+    assert AuditChainHead.objects.get().last_sequence == AuditEvent.objects.count() == 2
     assert verify_chain().intact
 
 

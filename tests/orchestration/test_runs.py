@@ -178,7 +178,7 @@ def test_the_reply_is_sent_through_the_gateway_and_recorded_once(run_ticket):
     from tools_registry.models import ToolCall
 
     run = run_ticket(**HOW_TO)
-    call = ToolCall.objects.get(run=run)
+    call = ToolCall.objects.get(run=run, tool="send_reply")
     assert (call.tool, call.agent, call.status) == ("send_reply", "sender", "succeeded")
     assert call.idempotency_key == f"run:{run.pk}:step:5:call:0"
     assert call.result == {"reply_id": Reply.objects.get(run=run).pk}
