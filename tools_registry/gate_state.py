@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 from psycopg.types.json import Jsonb
 
 from orchestration.models import Run
@@ -23,7 +24,14 @@ from orchestration.services.audit import (
     record_event,
 )
 from orchestration.services.statements import columns, compact, instance_from_row, table
-from tools_registry.models import Grant, Tool, ToolApproval, ToolBreaker, ToolCall
+from tools_registry.models import (
+    Grant,
+    PolicyViolation,
+    Tool,
+    ToolApproval,
+    ToolBreaker,
+    ToolCall,
+)
 
 
 @dataclass
@@ -121,3 +129,127 @@ def record_success(
             status=ToolCall.Status.SUCCEEDED, result=result, finished_at=now, latency_ms=latency_ms
         )
         record_event(**event, object_id=call.pk)
+
+
+START_SQL = compact(f"""
+INSERT INTO {table(ToolCall)} (run_id, agent, tool, arguments, result, status, error,
+    idempotency_key, definition_hash, decision, attempts, started_at)
+VALUES (%(run)s, %(agent)s, %(tool)s, %(arguments)s, NULL, 'started', '', %(key)s,
+    %(definition_hash)s, %(decision)s, 1, %(now)s)
+ON CONFLICT (idempotency_key) DO NOTHING
+RETURNING id
+""")  # noqa: S608
+
+
+def insert_started_call(
+    *,
+    run_id: int | None,
+    agent: str,
+    tool: str,
+    arguments: dict[str, Any],
+    key: str,
+    definition_hash: str,
+    decision: str,
+) -> ToolCall | None:
+    """The call's record, committed before the tool runs, in one statement; None if a call
+    under the same key was recorded meanwhile (or statements are off here)."""
+    if not statements.enabled():
+        return None
+    now = timezone.now()
+    row = statements.run_statement(
+        START_SQL,
+        {
+            "run": run_id,
+            "agent": agent,
+            "tool": tool,
+            "arguments": Jsonb(arguments),
+            "key": key,
+            "definition_hash": definition_hash,
+            "decision": decision,
+            "now": now,
+        },
+    )
+    if row is None:
+        return None
+    call = ToolCall(
+        run_id=run_id,
+        agent=agent,
+        tool=tool,
+        arguments=arguments,
+        idempotency_key=key,
+        definition_hash=definition_hash,
+        decision=decision,
+        started_at=now,
+    )
+    statements.mark_saved(call, row[0])
+    return call
+
+
+DENY_SQL = compact(f"""
+WITH denied AS (
+    INSERT INTO {table(ToolCall)} (run_id, agent, tool, arguments, result, status, error,
+        idempotency_key, definition_hash, decision, attempts, started_at, finished_at)
+    VALUES (%(run)s, %(agent)s, %(tool)s, %(arguments)s, NULL, 'denied', %(reason)s, %(key)s,
+        '', 'deny', 1, %(now)s, %(now)s)
+    ON CONFLICT (idempotency_key) DO UPDATE
+    SET status = 'denied', decision = 'deny', error = EXCLUDED.error,
+        finished_at = EXCLUDED.finished_at, arguments = EXCLUDED.arguments
+    RETURNING id
+)
+INSERT INTO {table(PolicyViolation)} (created_at, run_id, agent, tool, failed_check, reason,
+    arguments, idempotency_key)
+SELECT %(now)s, %(run)s, %(agent)s, %(tool)s, %(check)s, %(reason)s, %(arguments)s, %(key)s
+FROM denied
+""")  # noqa: S608
+
+
+def record_denial(
+    *,
+    run_id: int | None,
+    agent: str,
+    tool: str,
+    arguments: dict[str, Any],
+    key: str,
+    check: str,
+    reason: str,
+) -> None:
+    """The refused call and its policy violation, written together."""
+    now = timezone.now()
+    if statements.enabled():
+        statements.run_statement(
+            DENY_SQL,
+            {
+                "run": run_id,
+                "agent": agent,
+                "tool": tool,
+                "arguments": Jsonb(arguments),
+                "key": key,
+                "check": check,
+                "reason": reason,
+                "now": now,
+            },
+        )
+        return
+    with transaction.atomic():
+        ToolCall.objects.update_or_create(
+            idempotency_key=key,
+            defaults={
+                "run_id": run_id,
+                "agent": agent,
+                "tool": tool,
+                "arguments": arguments,
+                "status": ToolCall.Status.DENIED,
+                "decision": "deny",
+                "error": reason,
+                "finished_at": now,
+            },
+        )
+        PolicyViolation.objects.create(
+            run_id=run_id,
+            agent=agent,
+            tool=tool,
+            failed_check=check,
+            reason=reason,
+            arguments=arguments,
+            idempotency_key=key,
+        )

@@ -30,7 +30,13 @@ from django.utils import timezone
 
 from orchestration.engine.states import FINAL_RUN_STATUSES
 from tools_registry import breakers, executors
-from tools_registry.gate_state import GateState, read_state, record_success
+from tools_registry.gate_state import (
+    GateState,
+    insert_started_call,
+    read_state,
+    record_denial,
+    record_success,
+)
 from tools_registry.models import PolicyViolation, Tool, ToolApproval, ToolCall
 from tools_registry.policy import (
     broken_constraints,
@@ -285,22 +291,16 @@ class _Call:
         self.decision = "ask"
 
     def deny(self, check: str, reason: str, error: type[ToolDenied] = ToolDenied) -> None:
-        """Record the refusal (the call and a policy violation) and raise it."""
-        now = timezone.now()
-        ToolCall.objects.update_or_create(
-            idempotency_key=self.key,
-            defaults={
-                "run_id": self.run_id,
-                "agent": self.agent,
-                "tool": self.name,
-                "arguments": self.arguments,
-                "status": ToolCall.Status.DENIED,
-                "decision": "deny",
-                "error": reason,
-                "finished_at": now,
-            },
+        """Record the refusal (the call and a policy violation, together) and raise it."""
+        record_denial(
+            run_id=self.run_id,
+            agent=self.agent,
+            tool=self.name,
+            arguments=self.arguments,
+            key=self.key,
+            check=check,
+            reason=reason,
         )
-        self.violation(check, reason)
         raise error(reason, check)
 
     def violation(self, check: str, reason: str) -> None:
@@ -318,6 +318,17 @@ class _Call:
         """The call's record, committed before the tool runs."""
         earlier = self.state.earlier
         if earlier is None:
+            started = insert_started_call(
+                run_id=self.run_id,
+                agent=self.agent,
+                tool=self.name,
+                arguments=self.arguments,
+                key=self.key,
+                definition_hash=tool.definition_hash,
+                decision=self.decision,
+            )
+            if started is not None:
+                return started
             try:
                 with transaction.atomic():
                     return ToolCall.objects.create(
