@@ -30,13 +30,22 @@ class Capability(StrEnum):
     VIEW_RUNS = "view_runs"
     VIEW_AUDIT = "view_audit"
     INGEST = "ingest"
+    # The tool catalogue, grants, MCP servers and policy violations, read-only.
+    VIEW_TOOLS = "view_tools"
     ADMINISTER = "administer"
 
 
 CAPABILITIES: dict[Role, frozenset[Capability]] = {
     Role.OPERATOR: frozenset({Capability.VIEW_QUEUE, Capability.DECIDE, Capability.VIEW_RUNS}),
     Role.ADMIN: frozenset(Capability),
-    Role.AUDITOR: frozenset({Capability.VIEW_QUEUE, Capability.VIEW_RUNS, Capability.VIEW_AUDIT}),
+    Role.AUDITOR: frozenset(
+        {
+            Capability.VIEW_QUEUE,
+            Capability.VIEW_RUNS,
+            Capability.VIEW_AUDIT,
+            Capability.VIEW_TOOLS,
+        }
+    ),
     Role.INTEGRATION: frozenset({Capability.INGEST}),
 }
 

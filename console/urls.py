@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView
 
 from console.access import admin_site_permission
 from console.api import tickets as api_tickets
-from console.views import approvals, audit, home, runs
+from console.views import approvals, audit, grants, home, runs, tools
 
 admin.site.has_permission = admin_site_permission
 admin.site.site_header = "Switchboard administration"
@@ -16,6 +16,7 @@ approval_patterns = (
         path("<int:task_id>/", approvals.task_detail, name="task"),
         path("<int:task_id>/decide/", approvals.task_decide, name="decide"),
         path("<int:task_id>/resume/", approvals.task_resume, name="resume"),
+        path("<int:task_id>/decide-tool/", approvals.task_decide_tool, name="decide_tool"),
     ],
     "approvals",
 )
@@ -45,6 +46,8 @@ urlpatterns = [
     path("approvals/", include(approval_patterns)),
     path("runs/", include(run_patterns)),
     path("audit/", audit.audit_list, name="audit"),
+    path("tools/", include((tools.urlpatterns, "tools"))),
+    path("grants/", include((grants.urlpatterns, "grants"))),
     path("api/v1/", include(api_patterns)),
     path("django-admin/", admin.site.urls),
 ]

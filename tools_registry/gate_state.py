@@ -200,6 +200,7 @@ INSERT INTO {table(PolicyViolation)} (created_at, run_id, agent, tool, failed_ch
     arguments, idempotency_key)
 SELECT %(now)s, %(run)s, %(agent)s, %(tool)s, %(check)s, %(reason)s, %(arguments)s, %(key)s
 FROM denied
+RETURNING id
 """)  # noqa: S608
 
 

@@ -9,6 +9,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
@@ -19,6 +21,7 @@ from orchestration.models import HumanTask
 from orchestration.models.taxonomy import Category, Urgency
 from orchestration.services.controls import RunControlError, resume_run
 from orchestration.services.decisions import DecisionError, TaskConflict, decide_task
+from tools_registry.approvals import decide_tool_approval
 from tools_registry.health import troubled_tools
 
 PAGE_SIZE = 50
@@ -36,6 +39,12 @@ class DecisionForm(forms.Form):
         choices=[("approve", "approve"), ("edit", "edit"), ("reject", "reject")]
     )
     final_text = forms.CharField(required=False, strip=False)
+    reason = forms.CharField(required=False, max_length=2000)
+    version = forms.IntegerField(min_value=1)
+
+
+class ToolDecisionForm(forms.Form):
+    action = forms.ChoiceField(choices=[("approve", "approve"), ("reject", "reject")])
     reason = forms.CharField(required=False, max_length=2000)
     version = forms.IntegerField(min_value=1)
 
@@ -101,7 +110,7 @@ def task_detail(request: HttpRequest, task_id: int) -> HttpResponse:
 def _render_task(
     request: HttpRequest,
     task: HumanTask,
-    form: DecisionForm,
+    form: forms.Form,
     status: int = 200,
     draft: str | None = None,
     error: DecisionError | None = None,
@@ -121,6 +130,7 @@ def _render_task(
         "decision": getattr(task, "decision", None) if task.status != TaskStatus.OPEN else None,
         # A paused run may be waiting on a failing tool: the operator sees its breaker.
         "troubled_tools": troubled_tools() if task.kind == TaskKind.EXCEPTION else [],
+        **_tool_call_expiry(task),
         # Someone else decided first: what this operator typed is still shown to them.
         "unsent_text": draft
         if task.status != TaskStatus.OPEN
@@ -131,10 +141,34 @@ def _render_task(
     return render(request, "console/approvals/task.html", context, status=status)
 
 
+def _tool_call_expiry(task: HumanTask) -> dict:
+    """When a tool-approval task's call stops being approvable, and whether that has passed."""
+    if task.kind != TaskKind.TOOL_APPROVAL:
+        return {}
+    expires_at = parse_datetime(task.proposal.get("expires_at") or "")
+    return {
+        "call_expires_at": expires_at,
+        "call_expired": expires_at is not None and expires_at <= timezone.now(),
+    }
+
+
+def _refuse_tool_approval(request: HttpRequest, task: HumanTask) -> HttpResponse | None:
+    """A tool-approval task is decided only by approving or rejecting its call: a reply
+    decision or a resume posted for it is turned away, back to the task page."""
+    if task.kind != TaskKind.TOOL_APPROVAL:
+        return None
+    messages.error(
+        request, "This task asks for a tool call's approval: approve or reject that call."
+    )
+    return redirect("approvals:task", task_id=task.pk)
+
+
 @require_POST
 @require(Capability.DECIDE)
 def task_decide(request: HttpRequest, task_id: int) -> HttpResponse:
     task = access_task(request.user, task_id, to_decide=True)
+    if refused := _refuse_tool_approval(request, task):
+        return refused
     form = DecisionForm(request.POST)
     # Whatever happens, the operator's edited text comes back to them: nothing typed is lost.
     typed = request.POST.get("final_text")
@@ -180,6 +214,8 @@ def task_decide(request: HttpRequest, task_id: int) -> HttpResponse:
 def task_resume(request: HttpRequest, task_id: int) -> HttpResponse:
     """Resume a run a limit paused, with more budget."""
     task = access_task(request.user, task_id, to_decide=True)
+    if refused := _refuse_tool_approval(request, task):
+        return refused
     try:
         version = int(request.POST.get("version", ""))
     except ValueError:
@@ -191,3 +227,40 @@ def task_resume(request: HttpRequest, task_id: int) -> HttpResponse:
         return redirect("approvals:task", task_id=task.pk)
     messages.success(request, f"Run {task.run_id} resumed with more budget.")
     return redirect("runs:detail", run_id=task.run_id)
+
+
+@require_POST
+@require(Capability.DECIDE)
+def task_decide_tool(request: HttpRequest, task_id: int) -> HttpResponse:
+    """Approve or reject the one tool call a tool-approval task shows."""
+    task = access_task(request.user, task_id, to_decide=True)
+    if task.kind != TaskKind.TOOL_APPROVAL:
+        messages.error(request, "This task does not ask for a tool call's approval.")
+        return redirect("approvals:task", task_id=task.pk)
+    form = ToolDecisionForm(request.POST)
+    queue = _queue_filters(QueryDict(request.POST.get("queue", "")))
+    if not form.is_valid():
+        messages.error(request, "The decision form was incomplete; nothing was recorded.")
+        return _render_task(request, task, form, status=400, queue=queue)
+    data = form.cleaned_data
+    try:
+        decision = decide_tool_approval(
+            task_id=task.pk,
+            actor=request.user,
+            approve=data["action"] == "approve",
+            reason=data["reason"],
+            expected_version=data["version"],
+        )
+    except TaskConflict as conflict:
+        messages.error(request, str(conflict))
+        return _render_task(
+            request, access_task(request.user, task_id), form, status=409, queue=queue
+        )
+    except DecisionError as error:
+        if not error.field:
+            messages.error(request, str(error))
+        return _render_task(request, task, form, status=400, error=error, queue=queue)
+    messages.success(
+        request, f"Task {task.pk}: the {task.proposal.get('tool')} call was {decision.outcome}."
+    )
+    return redirect(reverse("approvals:inbox") + (f"?{queue}" if queue else ""))

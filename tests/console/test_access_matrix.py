@@ -42,6 +42,9 @@ DECIDES = Expect(302, location="/approvals/", decided=True)
 REFUSED = Expect(403, shows="Not allowed", decided=False)
 # An approval task is not a paused run: resuming it is refused with a message, nothing changes.
 NOT_PAUSED = Expect(302, location="/approvals/{task}/")
+# A reply's approval task asks for no tool call: deciding one there is refused with a
+# message, nothing changes.
+NOT_TOOL = Expect(302, location="/approvals/{task}/")
 CANCELS = Expect(302, location="/runs/{run}/", cancelled=True)
 # A waiting run has no failed step: retrying is refused with a message, nothing changes.
 NOT_FAILED = Expect(302, location="/runs/{run}/")
@@ -60,6 +63,7 @@ MATRIX: dict[str, tuple[Expect, ...]] = {
     "task":         (LOGIN,       SHOWN,       SHOWN,   SHOWN,       DENIED,      DENIED),
     "decide":       (LOGIN_HOME,  DECIDES,     DECIDES, REFUSED,     REFUSED,     REFUSED),
     "resume":       (LOGIN_HOME,  NOT_PAUSED,  NOT_PAUSED, REFUSED,  REFUSED,     REFUSED),
+    "decide_tool":  (LOGIN_HOME,  NOT_TOOL,    NOT_TOOL, REFUSED,    REFUSED,     REFUSED),
     "cancel":       (LOGIN_HOME,  CANCELS,     CANCELS, REFUSED,     REFUSED,     REFUSED),
     "retry":        (LOGIN_HOME,  NOT_FAILED,  NOT_FAILED, REFUSED,  REFUSED,     REFUSED),
     "replay":       (LOGIN_HOME,  NOT_FINISHED, NOT_FINISHED, REFUSED, REFUSED,     REFUSED),
@@ -71,7 +75,7 @@ MATRIX: dict[str, tuple[Expect, ...]] = {
 # fmt: on
 
 # Screens that need an open task (and its run) to exist.
-NEEDS_TASK = {"task", "decide", "resume", "cancel", "retry", "replay", "run"}
+NEEDS_TASK = {"task", "decide", "decide_tool", "resume", "cancel", "retry", "replay", "run"}
 
 
 def _path(screen: str, task: HumanTask | None) -> str:
@@ -81,6 +85,7 @@ def _path(screen: str, task: HumanTask | None) -> str:
         "task": lambda: f"/approvals/{task.pk}/",
         "decide": lambda: f"/approvals/{task.pk}/decide/",
         "resume": lambda: f"/approvals/{task.pk}/resume/",
+        "decide_tool": lambda: f"/approvals/{task.pk}/decide-tool/",
         "cancel": lambda: f"/runs/{task.run_id}/cancel/",
         "retry": lambda: f"/runs/{task.run_id}/retry/",
         "replay": lambda: f"/runs/{task.run_id}/replay/",
@@ -122,6 +127,8 @@ def test_each_persona_meets_what_the_role_matrix_says(
             response = client.post(path, {"action": "approve", "version": task.version})
     elif screen in ("resume", "retry"):
         response = client.post(path, {"version": task.version})
+    elif screen == "decide_tool":
+        response = client.post(path, {"action": "approve", "version": task.version})
     elif screen == "cancel":
         response = client.post(path, {"reason": "handled by phone"})
     elif screen == "replay":
@@ -145,7 +152,7 @@ def test_each_persona_meets_what_the_role_matrix_says(
         task.run.refresh_from_db()
         assert (task.run.status == "cancelled") == expected.cancelled
         assert not Reply.objects.exists()
-    if screen == "decide":
+    if screen in ("decide", "decide_tool"):
         task.refresh_from_db()
         if expected.decided:
             assert task.status == TaskStatus.DECIDED
@@ -164,6 +171,7 @@ SCREEN_URL_NAMES = {
     "task": "approvals:task",
     "decide": "approvals:decide",
     "resume": "approvals:resume",
+    "decide_tool": "approvals:decide_tool",
     "cancel": "runs:cancel",
     "replay": "runs:replay",
     "retry": "runs:retry",
@@ -182,7 +190,9 @@ def test_every_console_screen_has_a_row_in_the_matrix():
     names = set()
     for pattern in urlpatterns:
         if isinstance(pattern, URLResolver):
-            if pattern.namespace in ("api", "admin"):
+            # The tool and grant screens have role matrices of their own
+            # (test_tool_screens.py, test_grant_screens.py), each checked the same way.
+            if pattern.namespace in ("api", "admin", "tools", "grants"):
                 continue
             names |= {f"{pattern.namespace}:{p.name}" for p in pattern.url_patterns}
         elif pattern.name not in ("login", "logout"):

@@ -43,13 +43,16 @@ OUTPUT = {
 
 @pytest.fixture(params=["one statement", "orm"])
 def gate_path(request, settings):
-    """Each test runs against the gate's single-statement path and its ORM path."""
-    settings.ENGINE_SINGLE_STATEMENT_WRITES = request.param == "one statement"
+    """Each test runs against the gate's single-statement path (outside a transaction, as on
+    a worker) and its ORM path."""
+    one_statement = request.param == "one statement"
+    request.getfixturevalue("transactional_db" if one_statement else "db")
+    settings.ENGINE_SINGLE_STATEMENT_WRITES = one_statement
     return request.param
 
 
 @pytest.fixture
-def ledger(db, monkeypatch, admin_user):
+def ledger(gate_path, monkeypatch, admin_user):
     """A payment tool, granted to agent "clerk": up to 100, a person approves above 50."""
     acted = []
 
