@@ -149,7 +149,8 @@ def refresh_mcp_server(*, server_id: int, actor: AbstractBaseUser | None) -> Ref
                     definition_hash=digest,
                     definition_changed_at=now,
                     risk=_risk_from_hints(item.annotations),
-                    idempotent=item.annotations.get("idempotentHint") is True,
+                    # A hint is not trusted to allow repeating a call that may act.
+                    idempotent=_risk_from_hints(item.annotations) == Tool.Risk.READ,
                     timeout_seconds=server.timeout_seconds,
                     **definition,
                 )

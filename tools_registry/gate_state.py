@@ -194,12 +194,13 @@ WITH denied AS (
     ON CONFLICT (idempotency_key) DO UPDATE
     SET status = 'denied', decision = 'deny', error = EXCLUDED.error,
         finished_at = EXCLUDED.finished_at, arguments = EXCLUDED.arguments
+    -- A call that started or succeeded under this key keeps its record.
+    WHERE {table(ToolCall)}.status IN ('denied', 'failed')
     RETURNING id
 )
 INSERT INTO {table(PolicyViolation)} (created_at, run_id, agent, tool, failed_check, reason,
     arguments, idempotency_key)
-SELECT %(now)s, %(run)s, %(agent)s, %(tool)s, %(check)s, %(reason)s, %(arguments)s, %(key)s
-FROM denied
+VALUES (%(now)s, %(run)s, %(agent)s, %(tool)s, %(check)s, %(reason)s, %(arguments)s, %(key)s)
 RETURNING id
 """)  # noqa: S608
 
@@ -231,20 +232,22 @@ def record_denial(
             },
         )
         return
+    fields = {
+        "run_id": run_id,
+        "agent": agent,
+        "tool": tool,
+        "arguments": arguments,
+        "status": ToolCall.Status.DENIED,
+        "decision": "deny",
+        "error": reason,
+        "finished_at": now,
+    }
     with transaction.atomic():
-        ToolCall.objects.update_or_create(
-            idempotency_key=key,
-            defaults={
-                "run_id": run_id,
-                "agent": agent,
-                "tool": tool,
-                "arguments": arguments,
-                "status": ToolCall.Status.DENIED,
-                "decision": "deny",
-                "error": reason,
-                "finished_at": now,
-            },
-        )
+        _, created = ToolCall.objects.get_or_create(idempotency_key=key, defaults=fields)
+        if not created:  # a call that started or succeeded under this key keeps its record
+            ToolCall.objects.filter(
+                idempotency_key=key, status__in=[ToolCall.Status.DENIED, ToolCall.Status.FAILED]
+            ).update(**fields)
         PolicyViolation.objects.create(
             run_id=run_id,
             agent=agent,

@@ -115,15 +115,31 @@ def dry_run() -> Iterator[None]:
         _dry_run.reset(token)
 
 
-def _dry_run_result(name: str, arguments: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
+def _dry_run_result(
+    name: str, agent: str, arguments: dict[str, Any], idempotency_key: str
+) -> dict[str, Any]:
     earlier = ToolCall.objects.filter(
         idempotency_key=idempotency_key, status=ToolCall.Status.SUCCEEDED
     ).first()
     if earlier is not None:
         return {**(earlier.result or {}), "replayed": True}
-    tool = Tool.objects.filter(name=name, risk=Tool.Risk.READ, enabled=True).first()
-    if tool is not None and not schema_problems(tool.input_schema, arguments):
-        # Reading changes nothing: a replay may read what the original run did not.
+    state = read_state(tool=name, agent=agent, key=idempotency_key, run_id=None)
+    tool, grant = state.tool, state.grant
+    readable = (
+        tool is not None
+        and grant is not None
+        and tool.risk == Tool.Risk.READ
+        and tool.enabled
+        and tool.available
+        and grant.definition_hash == tool.definition_hash
+        and (grant.expires_at is None or grant.expires_at > timezone.now())
+        and not schema_problems(tool.input_schema, arguments)
+        and not broken_constraints(parse_constraints(grant.constraints), arguments)
+    )
+    if readable:
+        # Reading changes nothing: within the agent's grant, a replay may read what the
+        # original run did not.
+        assert tool is not None
         return {**executors.execute(tool, arguments, idempotency_key), "replayed": False}
     return {"replayed": False, "executed": False}
 
@@ -141,27 +157,37 @@ def call_tool(
     ToolDenied (or RateLimited, CircuitOpen) for a refusal, ApprovalRequired when a person
     must approve first. In a dry run (see ``dry_run``) nothing is executed or written."""
     if _dry_run.get():
-        return _dry_run_result(name, arguments, idempotency_key)
+        return _dry_run_result(name, agent, arguments, idempotency_key)
     state = read_state(tool=name, agent=agent, key=idempotency_key, run_id=run_id)
     earlier = state.earlier
     if earlier is not None and earlier.status == ToolCall.Status.SUCCEEDED:
         return {**(earlier.result or {}), "replayed": True}
+    if (
+        earlier is not None
+        and earlier.status == ToolCall.Status.STARTED
+        and state.tool is not None
+        and not state.tool.idempotent
+    ):
+        # It may have acted: neither repeated blindly nor overwritten by a refusal.
+        raise ToolOutcomeUnknown(
+            f"{name} started before ({idempotency_key}) and its outcome is unknown"
+        )
     call = _Call(name, agent, arguments, idempotency_key, run_id, state)
     tool = call.check()
     if state.run_status in FINAL_RUN_STATUSES:
         # A worker that went on with a run a person cancelled meanwhile acts no further.
         raise RunNotActive(f"run {run_id} has finished or was cancelled; {name} was not called")
-    if earlier is not None and earlier.status == ToolCall.Status.STARTED and not tool.idempotent:
-        raise ToolOutcomeUnknown(
-            f"{name} started before ({idempotency_key}) and its outcome is unknown"
-        )
     record = call.record_start(tool)
     started = time.perf_counter()
     try:
         result = executors.execute(tool, arguments, idempotency_key)
     except Exception as exc:
         breakers.record_outcome(name, succeeded=False)
-        call.record_failure(record, f"{type(exc).__name__}: {exc}", started)
+        # A tool that is not idempotent may have acted before it failed (a timeout after
+        # the request went out): its record stays "started", so a retry asks a person.
+        call.record_failure(
+            record, f"{type(exc).__name__}: {exc}", started, unknown=not tool.idempotent
+        )
         raise
     problems = schema_problems(tool.output_schema, result) if tool.output_schema else []
     if problems:
@@ -270,7 +296,9 @@ class _Call:
             raise ApprovalRequired(approval)
         if status == ToolApproval.Status.REJECTED:
             self.deny(Check.APPROVAL_REJECTED, f"a person rejected this {self.name} call")
-        if status == ToolApproval.Status.EXPIRED or approval.expires_at <= timezone.now():
+        if status == ToolApproval.Status.EXPIRED or (
+            status == ToolApproval.Status.PENDING and approval.expires_at <= timezone.now()
+        ):
             self.deny(Check.APPROVAL_EXPIRED, f"the approval of this {self.name} call expired")
         if (approval.arguments_hash, approval.definition_hash) != (
             arguments_hash,
@@ -355,9 +383,11 @@ class _Call:
         )
         return earlier
 
-    def record_failure(self, record: ToolCall, message: str, started: float) -> None:
+    def record_failure(
+        self, record: ToolCall, message: str, started: float, unknown: bool = False
+    ) -> None:
         ToolCall.objects.filter(pk=record.pk).update(
-            status=ToolCall.Status.FAILED,
+            status=ToolCall.Status.STARTED if unknown else ToolCall.Status.FAILED,
             error=message[:2000],
             finished_at=timezone.now(),
             latency_ms=(time.perf_counter() - started) * 1000,

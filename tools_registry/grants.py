@@ -68,6 +68,41 @@ def _checked(terms: GrantTerms) -> GrantTerms:
     )
 
 
+# Tools that reach out to an address an argument names: a grant must bound it to hosts.
+HOST_BOUND = {"post_webhook": "url"}
+
+
+def _check_against_tool(terms: GrantTerms, tool: Tool) -> None:
+    """Constraints must name arguments the tool has (a mistyped path would bind nothing),
+    and a tool that posts to an address must be bound to hosts."""
+    fields = (
+        ("constraints", terms.constraints),
+        ("approval_conditions", terms.approval_conditions or []),
+    )
+    for field, raw in fields:
+        for constraint in parse_constraints(raw):
+            if not _schema_has(tool.input_schema, constraint.path):
+                raise GrantError(f"{tool.name} has no argument {constraint.path!r}", field=field)
+    bound = HOST_BOUND.get(tool.name)
+    if bound and not any(
+        c.path == bound and c.op == "host_in" for c in parse_constraints(terms.constraints)
+    ):
+        raise GrantError(
+            f"{tool.name} must be bound to hosts: add a constraint "
+            f'{{"path": "{bound}", "op": "host_in", "value": [...]}}.',
+            field="constraints",
+        )
+
+
+def _schema_has(schema: Any, path: str) -> bool:
+    for part in path.split("."):
+        properties = schema.get("properties") if isinstance(schema, dict) else None
+        if not isinstance(properties, dict) or part not in properties:
+            return False
+        schema = properties[part]
+    return True
+
+
 def _snapshot(grant: Grant) -> dict[str, Any]:
     return {
         "agent": grant.agent,
@@ -95,6 +130,7 @@ def grant_tool(
         raise GrantError("Name the agent.", field="agent")
     with transaction.atomic():
         tool = Tool.objects.select_for_update().get(pk=tool_id)
+        _check_against_tool(terms, tool)
         if Grant.objects.filter(agent=agent, tool=tool, revoked_at__isnull=True).exists():
             raise GrantError(f"{agent} already holds {tool.name}; edit that grant.", field="agent")
         grant = Grant.objects.create(
@@ -128,6 +164,7 @@ def change_grant(*, grant_id: int, terms: GrantTerms, actor: AbstractBaseUser) -
         grant = Grant.objects.select_for_update().select_related("tool").get(pk=grant_id)
         if grant.revoked_at is not None:
             raise GrantError("This grant was revoked; grant the tool anew.")
+        _check_against_tool(terms, grant.tool)
         before = _snapshot(grant)
         grant.constraints = terms.constraints
         grant.approval = terms.approval

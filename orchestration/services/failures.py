@@ -127,10 +127,11 @@ def hold_for_tool_approval(*, step: Step, approval_id: int) -> None:
     from tools_registry.models import ToolApproval
 
     with transaction.atomic():
-        run = Run.objects.select_for_update().get(pk=step.run_id)
+        # The approval before the run: the order decide_tool_approval takes them in.
         approval = (
             ToolApproval.objects.select_for_update().select_related("tool").get(pk=approval_id)
         )
+        run = Run.objects.select_for_update().get(pk=step.run_id)
         held = Step.objects.still_claimed(step).update(
             status=StepStatus.WAITING_HUMAN, lease_expires_at=None
         )

@@ -229,13 +229,22 @@ def test_a_rejected_or_expired_approval_refuses_the_call(ledger, gate_path, stat
     refused(check, amount="80")
 
 
-def test_an_approval_past_its_time_counts_as_expired(ledger, gate_path):
+def test_an_unanswered_approval_past_its_time_counts_as_expired(ledger, gate_path):
+    with pytest.raises(ApprovalRequired) as asked:
+        pay("80")
+    ToolApproval.objects.filter(pk=asked.value.approval.pk).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    refused("approval_expired", amount="80")
+
+
+def test_an_approval_given_in_time_is_used_even_if_the_run_goes_on_later(ledger, gate_path):
     with pytest.raises(ApprovalRequired) as asked:
         pay("80")
     ToolApproval.objects.filter(pk=asked.value.approval.pk).update(
         status="approved", expires_at=timezone.now() - timedelta(seconds=1)
     )
-    refused("approval_expired", amount="80")
+    assert pay("80")["paid"] == "80"
 
 
 def test_an_output_outside_the_tools_schema_is_refused(ledger, gate_path):
@@ -283,3 +292,85 @@ def test_a_call_for_a_run_a_person_cancelled_meanwhile_is_not_made(run_ticket, l
             name="pay", agent="clerk", arguments={"amount": "5"}, idempotency_key="k", run_id=run.pk
         )
     assert acted == [] and not ToolCall.objects.filter(idempotency_key="k").exists()
+
+
+def test_a_refusal_never_overwrites_a_call_that_may_have_acted(ledger, gate_path):
+    acted, register, _ = ledger
+    register(idempotent=False)
+    ToolCall.objects.create(idempotency_key="k1", agent="clerk", tool="pay", arguments={})
+    # This retry would also break the grant's limit; what may have happened comes first.
+    with pytest.raises(ToolOutcomeUnknown):
+        pay("100000")
+    assert ToolCall.objects.get(idempotency_key="k1").status == "started"
+    assert acted == []
+
+
+def test_a_failed_call_of_a_tool_that_is_not_idempotent_is_not_repeated(ledger, gate_path):
+    calls = []
+
+    def times_out(arguments, key):
+        calls.append(key)
+        raise TimeoutError("no answer from the payment service")
+
+    _, register, _ = ledger
+    register(idempotent=False, handler=times_out)
+    with pytest.raises(TimeoutError):
+        pay("5")
+    assert ToolCall.objects.get().status == "started", "it may have paid: outcome unknown"
+    with pytest.raises(ToolOutcomeUnknown):
+        pay("5")
+    assert calls == ["k1"]
+
+
+def test_a_replay_reads_only_what_the_agent_is_granted(ledger, gate_path):
+    from tools_registry.gateway import dry_run
+
+    with dry_run():
+        found = call_tool(
+            name="search_knowledge_base",
+            agent="research",
+            arguments={"query": "logo on invoices"},
+            idempotency_key="r1",
+        )
+        refused = call_tool(
+            name="search_knowledge_base",
+            agent="clerk",
+            arguments={"query": "logo on invoices"},
+            idempotency_key="r2",
+        )
+    assert "articles" in found and refused == {"replayed": False, "executed": False}
+    assert not ToolCall.objects.filter(idempotency_key__in=["r1", "r2"]).exists()
+
+
+def test_a_grant_names_only_arguments_the_tool_has_and_binds_webhooks_to_hosts(
+    ledger, gate_path, admin_user
+):
+    from tools_registry.grants import GrantError
+
+    tool = Tool.objects.get(name="pay")
+    with pytest.raises(GrantError, match="pay has no argument 'ammount'"):
+        grant_tool(
+            agent="other",
+            tool_id=tool.pk,
+            terms=GrantTerms(
+                constraints=[{"path": "ammount", "op": "lte", "value": "5"}], reason="typo"
+            ),
+            actor=admin_user,
+        )
+    webhook = Tool.objects.get(name="post_webhook")
+    with pytest.raises(GrantError, match="must be bound to hosts"):
+        grant_tool(
+            agent="notifier",
+            tool_id=webhook.pk,
+            terms=GrantTerms(constraints=[], reason="notify"),
+            actor=admin_user,
+        )
+    grant_tool(
+        agent="notifier",
+        tool_id=webhook.pk,
+        terms=GrantTerms(
+            constraints=[{"path": "url", "op": "host_in", "value": ["hooks.example.com"]}],
+            reason="notify the CRM",
+        ),
+        actor=admin_user,
+    )

@@ -11,6 +11,7 @@ from orchestration.agents import registry, triage
 from orchestration.engine.states import RunStatus, TaskKind, TaskStatus
 from orchestration.models import HumanTask, Refund, Reply, Run
 from orchestration.services.decisions import decide_task
+from tests.conftest import client_for
 from tools_registry.approvals import decide_tool_approval, expire_tool_approvals
 from tools_registry.catalog import set_tool_enabled
 from tools_registry.grants import revoke_grant
@@ -55,6 +56,8 @@ def test_a_refund_within_the_grant_goes_out_with_the_reply(
     assert run.status == RunStatus.WAITING_HUMAN  # refund tickets always go to a person
     task = HumanTask.objects.get(run=run)
     assert task.proposal["refund"] == {"amount": "30.00", "currency": "EUR"}
+    page = client_for(alice).get(f"/approvals/{task.pk}/").content.decode()
+    assert "also issues the refund" in page and "30.00 EUR" in page
     approve_reply(run, alice, django_capture_on_commit_callbacks)
     assert run.status == RunStatus.SUCCEEDED
     refund = Refund.objects.get(run=run)

@@ -16,7 +16,7 @@ class ToolCall(models.Model):
         "orchestration.Run", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
     )
     agent = models.CharField(max_length=63)
-    tool = models.CharField(max_length=100)
+    tool = models.CharField(max_length=150)
     arguments = models.JSONField()
     result = models.JSONField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.STARTED)
@@ -38,7 +38,7 @@ class ToolCall(models.Model):
 class ToolBreaker(models.Model):
     """The circuit breaker of one tool, shared by every worker (see engine/breaker.py)."""
 
-    tool = models.CharField(max_length=100, unique=True)
+    tool = models.CharField(max_length=150, unique=True)
     state = models.CharField(max_length=16, default="closed")
     failures = models.JSONField(default=list)
     opened_at = models.FloatField(null=True, blank=True)
