@@ -185,6 +185,8 @@ def insert_started_call(
     return call
 
 
+# A call that started or succeeded under the same key keeps its record: only a refused or
+# failed one is written over.
 DENY_SQL = compact(f"""
 WITH denied AS (
     INSERT INTO {table(ToolCall)} (run_id, agent, tool, arguments, result, status, error,
@@ -194,7 +196,6 @@ WITH denied AS (
     ON CONFLICT (idempotency_key) DO UPDATE
     SET status = 'denied', decision = 'deny', error = EXCLUDED.error,
         finished_at = EXCLUDED.finished_at, arguments = EXCLUDED.arguments
-    -- A call that started or succeeded under this key keeps its record.
     WHERE {table(ToolCall)}.status IN ('denied', 'failed')
     RETURNING id
 )

@@ -55,6 +55,7 @@ def run_statement(sql: str, params: dict[str, Any] | tuple[Any, ...]) -> tuple[A
 def compact(sql: str) -> str:
     """``sql`` with its runs of whitespace made single spaces (no literal here holds two),
     so that psycopg, which caches the parsing of statements up to 4 kB, caches it."""
+    assert "--" not in sql, "a comment would swallow the rest of the compacted statement"
     return " ".join(sql.split())
 
 

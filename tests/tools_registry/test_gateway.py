@@ -41,13 +41,26 @@ OUTPUT = {
 }
 
 
-@pytest.fixture(params=["one statement", "orm"])
+@pytest.fixture(
+    params=[
+        pytest.param("one statement", marks=pytest.mark.django_db(transaction=True)),
+        pytest.param("orm", marks=pytest.mark.django_db),
+    ]
+)
 def gate_path(request, settings):
     """Each test runs against the gate's single-statement path (outside a transaction, as on
     a worker) and its ORM path."""
+    from django.db import connection
+
+    from orchestration.services import statements
+
     one_statement = request.param == "one statement"
-    request.getfixturevalue("transactional_db" if one_statement else "db")
     settings.ENGINE_SINGLE_STATEMENT_WRITES = one_statement
+    assert (
+        statements.enabled() is one_statement
+        and not connection.in_atomic_block
+        or (not one_statement)
+    )
     return request.param
 
 
