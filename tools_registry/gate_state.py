@@ -249,12 +249,34 @@ def record_denial(
             ToolCall.objects.filter(
                 idempotency_key=key, status__in=[ToolCall.Status.DENIED, ToolCall.Status.FAILED]
             ).update(**fields)
-        PolicyViolation.objects.create(
+        record_violation(
             run_id=run_id,
             agent=agent,
             tool=tool,
-            failed_check=check,
-            reason=reason,
             arguments=arguments,
-            idempotency_key=key,
+            key=key,
+            check=check,
+            reason=reason,
         )
+
+
+def record_violation(
+    *,
+    run_id: int | None,
+    agent: str,
+    tool: str,
+    arguments: dict[str, Any],
+    key: str,
+    check: str,
+    reason: str,
+) -> None:
+    """A policy violation for the admins' log (a refusal's statement writes its own)."""
+    PolicyViolation.objects.create(
+        run_id=run_id,
+        agent=agent,
+        tool=tool,
+        failed_check=check,
+        reason=reason,
+        arguments=arguments,
+        idempotency_key=key,
+    )

@@ -36,6 +36,7 @@ from tools_registry.gate_state import (
     read_state,
     record_denial,
     record_success,
+    record_violation,
 )
 from tools_registry.models import PolicyViolation, Tool, ToolApproval, ToolCall
 from tools_registry.policy import (
@@ -332,14 +333,14 @@ class _Call:
         raise error(reason, check)
 
     def violation(self, check: str, reason: str) -> None:
-        PolicyViolation.objects.create(
+        record_violation(
             run_id=self.run_id,
             agent=self.agent,
             tool=self.name,
-            failed_check=check,
-            reason=reason,
             arguments=self.arguments,
-            idempotency_key=self.key,
+            key=self.key,
+            check=check,
+            reason=reason,
         )
 
     def record_start(self, tool: Tool) -> ToolCall:
