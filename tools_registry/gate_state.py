@@ -44,8 +44,36 @@ class GateState:
     run_status: str | None
 
 
+# What the gate reads of a tool and a grant each call; a tool's schemas are kept per
+# definition hash (which covers them), so each call reads only these narrow columns.
+TOOL_FIELDS = (
+    "id",
+    "name",
+    "source",
+    "server_id",
+    "remote_name",
+    "risk",
+    "idempotent",
+    "timeout_seconds",
+    "rate_limit_per_minute",
+    "enabled",
+    "available",
+    "definition_hash",
+)
+GRANT_FIELDS = (
+    "id",
+    "agent",
+    "tool_id",
+    "definition_hash",
+    "constraints",
+    "approval",
+    "approval_conditions",
+    "expires_at",
+)
+
 STATE_SQL = compact(f"""
-SELECT {columns(Tool, "t")}, {columns(Grant, "g")}, {columns(ToolCall, "c")},
+SELECT {columns(Tool, "t", TOOL_FIELDS)}, {columns(Grant, "g", GRANT_FIELDS)},
+       {columns(ToolCall, "c")},
        {columns(ToolApproval, "a")}, b.state, r.status
 FROM (SELECT 1) AS one
 LEFT JOIN {table(Tool)} AS t ON t.name = %(tool)s
@@ -65,9 +93,18 @@ def read_state(*, tool: str, agent: str, key: str, run_id: int | None) -> GateSt
         )
         assert row is not None
         values = list(row)
-        found = [instance_from_row(m, values) for m in (Tool, Grant, ToolCall, ToolApproval)]
+        found = [
+            instance_from_row(Tool, values, TOOL_FIELDS),
+            instance_from_row(Grant, values, GRANT_FIELDS),
+            instance_from_row(ToolCall, values),
+            instance_from_row(ToolApproval, values),
+        ]
         tool_row, grant, earlier, approval = (i if i.pk is not None else None for i in found)
         breaker_state, run_status = values
+        if tool_row is not None:
+            tool_row.input_schema, tool_row.output_schema = tool_schemas(
+                tool_row.pk, tool_row.definition_hash
+            )
         if grant is not None and tool_row is not None:
             grant.tool = tool_row
         return GateState(tool_row, grant, breaker_state or "closed", earlier, approval, run_status)
@@ -90,6 +127,37 @@ def read_state(*, tool: str, agent: str, key: str, run_id: int | None) -> GateSt
     )
 
 
+_schemas: dict[tuple[int, str], tuple[Any, Any]] = {}
+
+
+def tool_schemas(tool_id: int, definition_hash: str) -> tuple[Any, Any]:
+    """A tool's input and output schemas as of ``definition_hash``, read once per process:
+    a changed schema changes the hash, and with it the key."""
+    key = (tool_id, definition_hash)
+    if key in _schemas:
+        return _schemas[key]
+    rows = Tool.objects.filter(pk=tool_id).values_list(
+        "input_schema", "output_schema", "definition_hash"
+    )
+    input_schema, output_schema, current_hash = rows.get()
+    if current_hash == definition_hash:  # else changed a moment ago: not kept under this key
+        if len(_schemas) >= 1024:
+            _schemas.clear()
+        _schemas[key] = (input_schema, output_schema)
+    return input_schema, output_schema
+
+
+# A write whose loss in a crash of the database server changes nothing that matters commits
+# without waiting for its WAL to reach the disk: the next durable commit on the connection
+# (the step's checkpoint, say) flushes it with its own. ``ASYNC_COMMIT`` is a SELECT-list
+# item that sets this for the statement's own transaction.
+ASYNC_COMMIT = "set_config('synchronous_commit', 'off', true)"
+COMMIT_MODE = (
+    "set_config('synchronous_commit', CASE WHEN %(durable)s THEN "
+    "current_setting('synchronous_commit') ELSE 'off' END, true)"
+)
+
+
 COMPLETE_SQL = compact(f"""
 WITH done AS (
     UPDATE {table(ToolCall)}
@@ -98,14 +166,18 @@ WITH done AS (
     WHERE id = %(call)s AND {HEAD_EXISTS}
     RETURNING id
 ), {append_ctes(source="done", object_id="done.id::text")}
-SELECT count(*) FROM done
+SELECT count(*), {ASYNC_COMMIT} FROM done
 """)  # noqa: S608
 
 
 def record_success(
     *, call: ToolCall, result: dict[str, Any], latency_ms: float, now: datetime
 ) -> None:
-    """Complete the call's record and put the call on the audit trail."""
+    """Complete the call's record and put the call on the audit trail.
+
+    The statement commits asynchronously: a crash of the database server that loses it
+    leaves the call "started", as a crash while the tool ran would, and the gate treats
+    that case already (it repeats an idempotent tool, asks a person about any other)."""
     event: dict[str, Any] = {
         "action": "tool.called",
         "actor_label": f"agent:{call.agent}",
@@ -120,7 +192,7 @@ def record_success(
             "call": call.pk,
             **append_params(**event),
         }
-        (done,) = statements.run_statement(COMPLETE_SQL, params) or (0,)
+        (done, _) = statements.run_statement(COMPLETE_SQL, params) or (0, None)
         if done:
             return
         ensure_chain_head()  # the only way the statement writes nothing
@@ -137,7 +209,7 @@ INSERT INTO {table(ToolCall)} (run_id, agent, tool, arguments, result, status, e
 VALUES (%(run)s, %(agent)s, %(tool)s, %(arguments)s, NULL, 'started', '', %(key)s,
     %(definition_hash)s, %(decision)s, 1, %(now)s)
 ON CONFLICT (idempotency_key) DO NOTHING
-RETURNING id
+RETURNING id, {COMMIT_MODE}
 """)  # noqa: S608
 
 
@@ -150,9 +222,12 @@ def insert_started_call(
     key: str,
     definition_hash: str,
     decision: str,
+    durable: bool = True,
 ) -> ToolCall | None:
     """The call's record, committed before the tool runs, in one statement; None if a call
-    under the same key was recorded meanwhile (or statements are off here)."""
+    under the same key was recorded meanwhile (or statements are off here). Only a call that
+    must not be repeated blindly (``durable``) waits for its commit to reach the disk: losing
+    the record of an idempotent call costs at most running it again."""
     if not statements.enabled():
         return None
     now = timezone.now()
@@ -167,6 +242,7 @@ def insert_started_call(
             "definition_hash": definition_hash,
             "decision": decision,
             "now": now,
+            "durable": durable,
         },
     )
     if row is None:
@@ -202,7 +278,7 @@ WITH denied AS (
 INSERT INTO {table(PolicyViolation)} (created_at, run_id, agent, tool, failed_check, reason,
     arguments, idempotency_key)
 VALUES (%(now)s, %(run)s, %(agent)s, %(tool)s, %(check)s, %(reason)s, %(arguments)s, %(key)s)
-RETURNING id
+RETURNING id, {ASYNC_COMMIT}
 """)  # noqa: S608
 
 
@@ -216,7 +292,9 @@ def record_denial(
     check: str,
     reason: str,
 ) -> None:
-    """The refused call and its policy violation, written together."""
+    """The refused call and its policy violation, written together. On PostgreSQL this
+    commits asynchronously: if a crash of the database server loses it, nothing was done,
+    and the step's retry is refused again from the same state and recorded then."""
     now = timezone.now()
     if statements.enabled():
         statements.run_statement(

@@ -355,6 +355,7 @@ class _Call:
                 key=self.key,
                 definition_hash=tool.definition_hash,
                 decision=self.decision,
+                durable=not tool.idempotent,
             )
             if started is not None:
                 return started

@@ -59,15 +59,28 @@ def compact(sql: str) -> str:
     return " ".join(sql.split())
 
 
-def columns(model: type[models.Model], alias: str) -> str:
-    """Every concrete column of ``model`` under ``alias``, in field order (for RETURNING)."""
-    return ", ".join(f"{alias}.{f.column}" for f in model._meta.concrete_fields)
+def _fields(model: type[models.Model], names: tuple[str, ...] | None) -> list[models.Field]:
+    """The concrete fields of ``model``, or those whose attribute names are in ``names``, in
+    field order either way (``Model.from_db`` takes values in that order)."""
+    fields = list(model._meta.concrete_fields)
+    if names is None:
+        return fields
+    unknown = set(names) - {f.attname for f in fields}
+    assert not unknown, f"{model.__name__} has no columns {sorted(unknown)}"
+    return [f for f in fields if f.attname in names]
 
 
-def instance_from_row(model: type[M], values: list[Any]) -> M:
-    """A model instance from the next values of a returned row (``columns`` order),
-    converted as the ORM would (JSON arrives as text); the values are taken off the list."""
-    fields = model._meta.concrete_fields
+def columns(model: type[models.Model], alias: str, names: tuple[str, ...] | None = None) -> str:
+    """The concrete columns of ``model`` under ``alias`` in field order, every one or those
+    named (attribute names); for a SELECT list or RETURNING."""
+    return ", ".join(f"{alias}.{f.column}" for f in _fields(model, names))
+
+
+def instance_from_row(model: type[M], values: list[Any], names: tuple[str, ...] | None = None) -> M:
+    """A model instance from the next values of a returned row (``columns`` order, with the
+    same ``names``), converted as the ORM would (JSON arrives as text); the values are taken
+    off the list. Fields left out are deferred, as with ``only()``."""
+    fields = _fields(model, names)
     taken, values[:] = values[: len(fields)], values[len(fields) :]
     converted = [
         f.from_db_value(v, None, connection) if hasattr(f, "from_db_value") else v

@@ -5,10 +5,12 @@
 Needs PostgreSQL on loopback (BENCH_DATABASE_URL overrides); creates and migrates its own
 database. A no-op built-in tool ``bench_noop`` is registered in this process, granted to agent
 "bench" with one constraint and no approval, and called through the gate with a fresh
-idempotency key each time. Each call is timed end to end, less the time its handler measured
-for itself, for three cases: an allowed call (state read, call recorded, executed, completed
-and audited), a repeat under a key that already succeeded (its recorded result reused) and a
-call denied by the constraint; on the single-statement path and on the ORM path
+idempotency key each time; so is ``bench_noop_write``, the same tool marked as a write that is
+not idempotent. Each call is timed end to end, less the time its handler measured for itself,
+for four cases: an allowed call (state read, call recorded, executed, completed and audited),
+the same of the tool that is not idempotent (whose record must reach the disk before it
+runs), a repeat under a key that already succeeded (its recorded result reused) and a call
+denied by the constraint; on the single-statement path and on the ORM path
 (ENGINE_SINGLE_STATEMENT_WRITES off). Medians and 90th percentiles are taken per round and
 their medians over the rounds reported; the database round trips of one call of each kind
 are counted three ways: statements through Django's cursors, statements run by
@@ -29,9 +31,9 @@ from typing import Any
 # Importing the engine bench sets DATABASE_URL, REDIS_URL, SECRET_KEY and the settings module.
 from tests.bench.engine_bench import ROOT, prepare_database
 
-TOOL, AGENT, LIMIT = "bench_noop", "bench", 1_000_000
+TOOL, WRITE_TOOL, AGENT, LIMIT = "bench_noop", "bench_noop_write", "bench", 1_000_000
 PATHS = {"single_statement": True, "orm": False}
-CASES = ("allowed", "replayed", "denied")
+CASES = ("allowed", "allowed_not_idempotent", "replayed", "denied")
 _handler_seconds = [0.0]
 
 
@@ -43,7 +45,8 @@ def _noop(arguments: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
 
 
 def register_tool() -> None:
-    """Put ``bench_noop`` in the catalogue and grant it to the bench agent."""
+    """Put ``bench_noop`` and ``bench_noop_write`` in the catalogue and grant them to the
+    bench agent."""
     from django.contrib.auth.models import User
 
     from tools_registry.builtin import BUILTIN_TOOLS, BuiltinTool
@@ -51,11 +54,7 @@ def register_tool() -> None:
     from tools_registry.grants import GrantTerms, change_grant, grant_tool
     from tools_registry.models import Grant, Tool
 
-    BUILTIN_TOOLS[TOOL] = BuiltinTool(
-        name=TOOL,
-        title="Do nothing",
-        description="Answers at once; measures the gate.",
-        risk="read",
+    schemas = dict(
         input_schema={
             "type": "object",
             "properties": {"n": {"type": "integer", "minimum": 0}},
@@ -68,21 +67,38 @@ def register_tool() -> None:
             "required": ["ok"],
             "additionalProperties": False,
         },
+    )
+    BUILTIN_TOOLS[TOOL] = BuiltinTool(
+        name=TOOL,
+        title="Do nothing",
+        description="Answers at once; measures the gate.",
+        risk="read",
         handler=_noop,
+        **schemas,
+    )
+    BUILTIN_TOOLS[WRITE_TOOL] = BuiltinTool(
+        name=WRITE_TOOL,
+        title="Do nothing, once",
+        description="Answers at once, as if it acted; measures the gate for a write.",
+        risk="write",
+        idempotent=False,
+        handler=_noop,
+        **schemas,
     )
     sync_builtin_tools()
-    tool = Tool.objects.get(name=TOOL)
     terms = GrantTerms(
         constraints=[{"path": "n", "op": "lte", "value": str(LIMIT)}],
         approval=Grant.Approval.NEVER,
         reason="gate benchmark",
     )
-    held = Grant.objects.filter(agent=AGENT, tool=tool, revoked_at__isnull=True).first()
-    if held is None:
-        grant_tool(agent=AGENT, tool_id=tool.pk, terms=terms, actor=None, actor_label="bench")
-    else:  # an earlier run's grant: pin it to the definition and terms of this one
-        operator, _ = User.objects.get_or_create(username="bench-operator")
-        change_grant(grant_id=held.pk, terms=terms, actor=operator)
+    for name in (TOOL, WRITE_TOOL):
+        tool = Tool.objects.get(name=name)
+        held = Grant.objects.filter(agent=AGENT, tool=tool, revoked_at__isnull=True).first()
+        if held is None:
+            grant_tool(agent=AGENT, tool_id=tool.pk, terms=terms, actor=None, actor_label="bench")
+        else:  # an earlier run's grant: pin it to the definition and terms of this one
+            operator, _ = User.objects.get_or_create(username="bench-operator")
+            change_grant(grant_id=held.pk, terms=terms, actor=operator)
 
 
 def call(case: str, key: str) -> float:
@@ -93,7 +109,8 @@ def call(case: str, key: str) -> float:
     _handler_seconds[0] = 0.0
     started = time.perf_counter()
     try:
-        result = call_tool(name=TOOL, agent=AGENT, arguments={"n": n}, idempotency_key=key)
+        name = WRITE_TOOL if case == "allowed_not_idempotent" else TOOL
+        result = call_tool(name=name, agent=AGENT, arguments={"n": n}, idempotency_key=key)
     except ToolDenied:
         result = {"denied": True}
     elapsed = time.perf_counter() - started
@@ -191,6 +208,9 @@ def main() -> None:
         settings.ENGINE_SINGLE_STATEMENT_WRITES = single
         key = f"bench:{uuid.uuid4()}"
         trips[f"{path}_allowed"] = round_trips(lambda key=key: call("allowed", key))
+        trips[f"{path}_allowed_not_idempotent"] = round_trips(
+            lambda: call("allowed_not_idempotent", f"bench:{uuid.uuid4()}")
+        )
         trips[f"{path}_replayed"] = round_trips(lambda key=key: call("replayed", key))
         trips[f"{path}_denied"] = round_trips(lambda: call("denied", f"bench:{uuid.uuid4()}"))
     settings.ENGINE_SINGLE_STATEMENT_WRITES = True
@@ -205,8 +225,10 @@ def main() -> None:
         },
         "round_trips": trips,
         "target_ms": 2.0,
-        "allowed_within_target": statistics.median(per_round["single_statement_allowed"]["median"])
-        < 2.0,
+        "within_target": {
+            case: statistics.median(per_round[f"single_statement_{case}"]["median"]) < 2.0
+            for case in CASES
+        },
         "calls_per_case": args.calls,
         "rounds": args.rounds,
         "warmup_per_case": args.warmup,

@@ -1,6 +1,7 @@
 """The gate: each check in its order with its reason, every refusal a recorded violation, and
 a call recorded before it runs and executed at most once per key."""
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
@@ -172,6 +173,81 @@ def test_a_grant_does_not_extend_to_a_changed_definition(ledger, gate_path):
     _, _, grant = ledger
     Tool.objects.filter(pk=grant.tool_id).update(definition_hash="0" * 64)
     assert "definition changed" in refused("definition_changed")
+
+
+def test_a_changed_schema_is_the_one_checked_once_the_grant_is_renewed(
+    ledger, gate_path, admin_user, monkeypatch
+):
+    """The gate keeps schemas per definition hash: a new definition brings its own."""
+    from tools_registry.grants import change_grant
+
+    _, _, grant = ledger
+    assert pay("5")["paid"] == "5"  # the first schema, now kept by this process
+    stricter = {**SCHEMA, "required": ["amount", "to"]}
+    changed = dataclasses.replace(builtin.BUILTIN_TOOLS["pay"], input_schema=stricter)
+    monkeypatch.setitem(builtin.BUILTIN_TOOLS, "pay", changed)
+    sync_builtin_tools()
+    assert "definition changed" in refused("definition_changed", key="k2")
+    change_grant(
+        grant_id=grant.pk,
+        terms=GrantTerms(
+            constraints=grant.constraints,
+            approval=grant.approval,
+            approval_conditions=grant.approval_conditions,
+            reason="reviewed the new definition",
+        ),
+        actor=admin_user,
+    )
+    assert "'to' is a required property" in refused("invalid_arguments", key="k3")
+    assert pay("5", key="k4", to="bob")["paid"] == "5"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_call_that_is_not_idempotent_is_on_disk_before_the_tool_acts(
+    monkeypatch, admin_user, settings
+):
+    """Its record's commit waits for the write-ahead log's flush, so a crash of the database
+    server after the tool acted cannot lose the record and let the call run again."""
+    from django.db import connection
+
+    def wal_flushes() -> int:
+        with connection.cursor() as cursor:  # make this backend report its counts now
+            cursor.execute("SELECT pg_stat_force_next_flush()")
+            cursor.execute("SELECT 1")
+            cursor.execute("SELECT wal_sync FROM pg_stat_wal")
+            return cursor.fetchone()[0]
+
+    seen = []
+
+    def pay_once(arguments, key):
+        seen.append((ToolCall.objects.get(idempotency_key=key).status, wal_flushes()))
+        return {"paid": arguments["amount"]}
+
+    monkeypatch.setitem(
+        builtin.BUILTIN_TOOLS,
+        "pay",
+        BuiltinTool(
+            name="pay",
+            title="Pay",
+            description="Pay out money.",
+            risk="irreversible",
+            input_schema=SCHEMA,
+            output_schema=OUTPUT,
+            handler=pay_once,
+            idempotent=False,
+        ),
+    )
+    sync_builtin_tools()
+    grant_tool(
+        agent="clerk",
+        tool_id=Tool.objects.get(name="pay").pk,
+        terms=GrantTerms(constraints=[], reason="pays"),
+        actor=admin_user,
+    )
+    before = wal_flushes()
+    assert pay("5")["paid"] == "5"
+    [(status, flushes_when_acting)] = seen
+    assert status == "started" and flushes_when_acting > before
 
 
 def test_arguments_outside_the_schema_are_refused(ledger, gate_path):
