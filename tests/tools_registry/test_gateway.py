@@ -258,7 +258,11 @@ def test_arguments_outside_the_grants_constraints_are_refused(ledger, gate_path)
     assert 'amount is at most "100"' in refused("constraint", amount="100.01")
 
 
-def test_the_rate_limit_refuses_calls_past_it_as_a_transient_error(ledger, gate_path):
+def test_the_rate_limit_refuses_calls_past_it_as_a_transient_error(ledger, gate_path, monkeypatch):
+    # The limit counts calls per clock minute: hold the clock mid-minute so that
+    # the three calls cannot straddle two minutes.
+    moment = timezone.now().replace(second=30)
+    monkeypatch.setattr(timezone, "now", lambda: moment)
     Tool.objects.filter(name="pay").update(rate_limit_per_minute=2)
     pay(key="a")
     pay(key="b")
