@@ -271,6 +271,15 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tools_registry.expire_tool_approvals",
         "schedule": env_int("SWEEP_INTERVAL_SECONDS", 30),
     },
+    # The learner: once enough new decisions are in (LearningSettings), and on a schedule.
+    "learn-when-due": {
+        "task": "orchestration.learn_if_due",
+        "schedule": env_int("LEARNING_CHECK_INTERVAL_SECONDS", 60),
+    },
+    "learn-on-schedule": {
+        "task": "orchestration.learn",
+        "schedule": env_int("LEARNING_INTERVAL_SECONDS", 24 * 3600),
+    },
 }
 
 if REDIS_URL:
@@ -323,6 +332,16 @@ TOOL_BREAKER_COOLDOWN_SECONDS = env_int("TOOL_BREAKER_COOLDOWN_SECONDS", 30)
 # A person's approval of one tool call is asked for this long; unanswered, it counts as
 # rejected.
 TOOL_APPROVAL_TTL_SECONDS = env_int("TOOL_APPROVAL_TTL_SECONDS", 24 * 3600)
+# Why an operator changed or refused a draft: the codes the task page offers, in order.
+FEEDBACK_REASON_CODES = {
+    "wrong_category": "Wrong category",
+    "wrong_urgency": "Wrong urgency",
+    "wrong_facts": "Wrong facts",
+    "tone": "Tone",
+    "missing_step": "Missing step",
+    "policy": "Policy",
+    "other": "Other",
+}
 # Grants that expire within this many days are flagged for review.
 GRANT_REVIEW_DAYS = env_int("GRANT_REVIEW_DAYS", 7)
 # The key the post_webhook tool signs its requests with, which receivers verify. Without one

@@ -1,8 +1,10 @@
 """The approval queue and the task page."""
 
+from typing import Any
 from urllib.parse import urlencode
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
@@ -16,8 +18,8 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from console.access import Capability, access_task, require
-from orchestration.engine.states import TaskKind, TaskStatus
-from orchestration.models import HumanTask
+from orchestration.engine.states import DecisionOutcome, TaskKind, TaskStatus
+from orchestration.models import Decision, HumanTask
 from orchestration.models.taxonomy import Category, Urgency
 from orchestration.services.controls import RunControlError, resume_run
 from orchestration.services.decisions import DecisionError, TaskConflict, decide_task
@@ -35,12 +37,37 @@ class QueueFilter(forms.Form):
 
 
 class DecisionForm(forms.Form):
-    action = forms.ChoiceField(
-        choices=[("approve", "approve"), ("edit", "edit"), ("reject", "reject")]
-    )
+    action = forms.ChoiceField(choices=[(a, a) for a in ("approve", "edit", "reject", "escalate")])
     final_text = forms.CharField(required=False, strip=False)
+    # The note: required to reject or escalate (decide_task says so, beside the field).
     reason = forms.CharField(required=False, max_length=2000)
     version = forms.IntegerField(min_value=1)
+    # The feedback. decide_task checks it too; here a tampered value is named beside its field.
+    reason_codes = forms.MultipleChoiceField(
+        choices=lambda: list(settings.FEEDBACK_REASON_CODES.items()),
+        required=False,
+        error_messages={"invalid_choice": "Unknown reason code %(value)r."},
+    )
+    corrected_category = forms.ChoiceField(
+        choices=Category.choices,
+        required=False,
+        error_messages={"invalid_choice": "Unknown category %(value)r."},
+    )
+    corrected_urgency = forms.ChoiceField(
+        choices=Urgency.choices,
+        required=False,
+        error_messages={"invalid_choice": "Unknown urgency %(value)r."},
+    )
+
+
+# The decision form's fields that show their own error; any other error is "incomplete".
+FIELDS_WITH_ERRORS_SHOWN = (
+    "final_text",
+    "reason",
+    "reason_codes",
+    "corrected_category",
+    "corrected_urgency",
+)
 
 
 class ToolDecisionForm(forms.Form):
@@ -127,7 +154,8 @@ def _render_task(
         "error_field": error.field if error else "",
         "error_message": str(error) if error else "",
         "draft_text": task.proposal.get("draft", "") if draft is None else draft,
-        "decision": getattr(task, "decision", None) if task.status != TaskStatus.OPEN else None,
+        **_decided(task),
+        **(_feedback_choices(task, form) if task.kind == TaskKind.APPROVAL else {}),
         # A paused run may be waiting on a failing tool: the operator sees its breaker.
         "troubled_tools": troubled_tools() if task.kind == TaskKind.EXCEPTION else [],
         **_tool_call_expiry(task),
@@ -139,6 +167,109 @@ def _render_task(
         else None,
     }
     return render(request, "console/approvals/task.html", context, status=status)
+
+
+def _decided(task: HumanTask) -> dict[str, Any]:
+    """A closed task's decision, its feedback, and the task it was handed on as, if escalated."""
+    decision = getattr(task, "decision", None) if task.status != TaskStatus.OPEN else None
+    if decision is None:
+        return {"decision": None}
+    handed_on = None
+    if decision.outcome == DecisionOutcome.ESCALATED:
+        handed_on = (
+            HumanTask.objects.filter(step_id=task.step_id, pk__gt=task.pk).order_by("pk").first()
+        )
+    return {
+        "decision": decision,
+        "feedback": decision_feedback(task, decision),
+        "handed_on": handed_on,
+    }
+
+
+def decision_feedback(task: HumanTask, decision: Decision) -> dict[str, Any]:
+    """What a decided task's page and its run's page show of the person's feedback besides
+    the outcome: the size of the edit, the reason codes by their labels, and the labels the
+    person corrected, each as (what, the agents' label, the person's)."""
+    labels = settings.FEEDBACK_REASON_CODES
+    edit_size = ""
+    if decision.similarity is not None and decision.edit_chars:
+        chars = decision.edit_chars
+        edit_size = (
+            f"{chars} character{'' if chars == 1 else 's'} changed, "
+            f"similarity {decision.similarity:.0%}"
+        )
+    corrections = [
+        (what, agents, person)
+        for what, agents, person in (
+            ("category", task.category, decision.corrected_category),
+            ("urgency", task.urgency, decision.corrected_urgency),
+        )
+        if person
+    ]
+    return {
+        "edit_size": edit_size,
+        # A code no longer configured is still shown, as itself.
+        "codes": [labels.get(code, code) for code in decision.reason_codes],
+        "corrections": corrections,
+    }
+
+
+def _feedback_choices(task: HumanTask, form: forms.Form) -> dict[str, Any]:
+    """The reason codes and the label chips the decision form offers, as the operator left
+    them in the form they posted; on a fresh form, no code and the agents' labels.
+
+    The category chips list the agents' label first, then the classifier's other likely
+    categories, then the rest; the agents' label carries its confidence."""
+    posted = form.data if form.is_bound else QueryDict()
+    codes = set(posted.getlist("reason_codes"))
+    proposal = task.proposal
+    scores = {alt.get("category"): alt.get("score") for alt in proposal.get("alternatives") or []}
+    categories = [c for c in dict.fromkeys([task.category, *scores, *Category.values]) if c]
+    return {
+        "code_choices": [
+            {"code": code, "label": label, "checked": code in codes}
+            for code, label in settings.FEEDBACK_REASON_CODES.items()
+        ],
+        "category_chips": _chips(
+            Category,
+            categories,
+            chosen=posted.get("corrected_category") or task.category,
+            guess=task.category,
+            scores={**scores, task.category: proposal.get("category_confidence")},
+        ),
+        "urgency_chips": _chips(
+            Urgency,
+            Urgency.values,
+            chosen=posted.get("corrected_urgency") or task.urgency,
+            guess=task.urgency,
+            scores={task.urgency: proposal.get("urgency_confidence")},
+        ),
+    }
+
+
+def _chips(
+    labels: type[Category] | type[Urgency],
+    values: list[str],
+    *,
+    chosen: str,
+    guess: str,
+    scores: dict[str, float | None],
+) -> list[dict[str, Any]]:
+    """One radio chip per label, in this order. A posted value that is no label (a tampered
+    form, whose error is shown) leaves the agents' guess chosen."""
+    known = [v for v in values if v in labels.values]
+    if chosen not in known:
+        chosen = guess
+    return [
+        {
+            "value": value,
+            "label": labels(value).label,
+            "checked": value == chosen,
+            "guess": value == guess,
+            "score": scores.get(value),
+        }
+        for value in known
+    ]
 
 
 def _tool_call_expiry(task: HumanTask) -> dict:
@@ -174,8 +305,11 @@ def task_decide(request: HttpRequest, task_id: int) -> HttpResponse:
     typed = request.POST.get("final_text")
     queue = _queue_filters(QueryDict(request.POST.get("queue", "")))
     if not form.is_valid():
-        messages.error(request, "The decision form was incomplete; nothing was recorded.")
-        return _render_task(request, task, form, status=400, draft=typed, queue=queue)
+        shown = [name for name in FIELDS_WITH_ERRORS_SHOWN if name in form.errors]
+        if not shown or set(form.errors) - set(shown):
+            messages.error(request, "The decision form was incomplete; nothing was recorded.")
+        error = DecisionError(form.errors[shown[0]][0], field=shown[0]) if shown else None
+        return _render_task(request, task, form, status=400, draft=typed, error=error, queue=queue)
     data = form.cleaned_data
     try:
         decision = decide_task(
@@ -185,6 +319,9 @@ def task_decide(request: HttpRequest, task_id: int) -> HttpResponse:
             final_text=data["final_text"],
             reason=data["reason"],
             expected_version=data["version"],
+            reason_codes=data["reason_codes"],
+            corrected_category=data["corrected_category"],
+            corrected_urgency=data["corrected_urgency"],
         )
     except TaskConflict as conflict:
         messages.error(request, str(conflict))
@@ -200,6 +337,8 @@ def task_decide(request: HttpRequest, task_id: int) -> HttpResponse:
     back_to_queue = reverse("approvals:inbox") + (f"?{queue}" if queue else "")
     if request.POST.get("then") == "next":
         _, remaining = open_tasks(QueryDict(queue))
+        # An escalated task waits again for someone else, not for the one who handed it on.
+        remaining = remaining.exclude(step_id=task.step_id)
         following = remaining.values_list("pk", flat=True).first()
         if following:
             return redirect(

@@ -10,6 +10,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from console.access import Capability, access_run, require
+from console.views.approvals import decision_feedback
 from orchestration.engine.states import RunStatus
 from orchestration.models import Run
 from orchestration.services.controls import RunControlError, cancel_run, retry_failed_step
@@ -49,6 +50,10 @@ def run_list(request: HttpRequest) -> HttpResponse:
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     run = access_run(request.user, run_id)
     steps = list(run.steps.prefetch_related("spans", "tasks__decision__actor"))
+    for step in steps:
+        for task in step.tasks.all():
+            if decision := getattr(task, "decision", None):
+                decision.feedback = decision_feedback(task, decision)
     replies = list(run.replies.select_related("approved_by"))
     template = "console/runs/detail.html"
     if request.htmx and not request.htmx.boosted:

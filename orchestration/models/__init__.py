@@ -1,6 +1,11 @@
 from orchestration.models.audit import AuditChainHead, AuditEvent
 from orchestration.models.human import Decision, HumanTask
-from orchestration.models.learning import PolicyVersion
+from orchestration.models.learning import (
+    Exemplar,
+    LearningCycle,
+    LearningSettings,
+    PolicyVersion,
+)
 from orchestration.models.runs import Run, Step
 from orchestration.models.support import KnowledgeArticle, Refund, Reply, Ticket
 from orchestration.models.tracing import Span
@@ -10,8 +15,11 @@ __all__ = [
     "AuditChainHead",
     "AuditEvent",
     "Decision",
+    "Exemplar",
     "HumanTask",
     "KnowledgeArticle",
+    "LearningCycle",
+    "LearningSettings",
     "PolicyVersion",
     "Refund",
     "Reply",

@@ -58,7 +58,10 @@ class HumanTask(models.Model):
 
 
 class Decision(models.Model):
-    """What a person decided on a task. The actor always comes from the session."""
+    """What a person decided on a task. The actor always comes from the session.
+
+    Besides the outcome it holds the feedback the learner reads: how far the final text is
+    from the draft, why (reason codes), and the category and urgency the person corrected."""
 
     task = models.OneToOneField(HumanTask, on_delete=models.CASCADE, related_name="decision")
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
@@ -66,8 +69,33 @@ class Decision(models.Model):
     final_text = models.TextField(blank=True)
     # A line diff between the proposal and the final text: [{"op": "equal"|"insert"|...}].
     diff = models.JSONField(default=list)
+    # The person's note (required for a rejection).
     reason = models.TextField(blank=True)
+    # Codes from settings.FEEDBACK_REASON_CODES, e.g. ["wrong_category", "tone"].
+    reason_codes = models.JSONField(default=list, blank=True)
+    # The size of the edit: characters inserted plus deleted between draft and final text,
+    # and their similarity (1.0 unchanged). Null where nothing was sent (a rejection).
+    edit_chars = models.PositiveIntegerField(default=0)
+    similarity = models.FloatField(null=True, blank=True)
+    # The labels the person set when the classifier was wrong; blank when it was right.
+    corrected_category = models.CharField(max_length=32, choices=Category.choices, blank=True)
+    corrected_urgency = models.CharField(max_length=16, choices=Urgency.choices, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            # The learner reads decisions in the order they were made, from a point on.
+            models.Index(fields=["created_at"], name="decision_created"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.outcome} by {self.actor_id}"
+
+    @property
+    def category(self) -> str:
+        """The ticket's category as the person left it: corrected, or confirmed."""
+        return self.corrected_category or self.task.category
+
+    @property
+    def urgency(self) -> str:
+        return self.corrected_urgency or self.task.urgency

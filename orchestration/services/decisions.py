@@ -1,6 +1,8 @@
-"""People's decisions on approval tasks: approve, edit or reject, exactly one per task."""
+"""People's decisions on approval tasks, exactly one per task: approve, edit, reject, or
+escalate (the task closes and a new one, with the person's note, waits for someone else)."""
 
 import difflib
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +18,13 @@ from orchestration.services import live, statements
 from orchestration.services.audit import append_params, record_event
 from orchestration.services.decision_statement import load_task, record_decision
 from orchestration.services.dispatch import enqueue_step_on_commit
+from orchestration.services.feedback import (
+    Feedback,
+    FeedbackError,
+    check_labels,
+    checked_codes,
+    edit_size,
+)
 from orchestration.services.runs import (
     RunChanged,
     advance_run,
@@ -65,28 +74,45 @@ def decide_task(
     final_text: str = "",
     reason: str = "",
     expected_version: int | None = None,
+    reason_codes: Sequence[str] = (),
+    corrected_category: str = "",
+    corrected_urgency: str = "",
 ) -> Decision:
     """Record a person's decision on an open task and resume its run.
 
-    ``action`` is "approve" (send the draft as proposed), "edit" (send ``final_text``) or
-    "reject" (send nothing; a reason is required). Exactly one decision is ever recorded per
-    task: the task row is locked, and a task that is no longer open, or whose version moved
-    since the operator loaded it, is refused with a TaskConflict."""
-    if action not in ("approve", "edit", "reject"):
+    ``action`` is "approve" (send the draft as proposed), "edit" (send ``final_text``),
+    "reject" (send nothing; a reason is required) or "escalate" (hand the task on: it is
+    opened again for someone else, with the person's note; a note is required). Exactly one
+    decision is ever recorded per task: the task row is locked, and a task that is no longer
+    open, or whose version moved since the operator loaded it, is refused with a
+    TaskConflict.
+
+    The feedback rides along: ``reason_codes`` (from settings.FEEDBACK_REASON_CODES) and the
+    category and urgency the person corrected (a "correction" equal to the agents' label is
+    no correction)."""
+    if action not in ("approve", "edit", "reject", "escalate"):
         raise DecisionError(f"unknown action {action!r}")
     final_text = final_text.replace("\r\n", "\n")
     reason = reason.strip()
+    try:
+        codes = checked_codes(reason_codes)
+        check_labels(corrected_category, corrected_urgency)
+    except FeedbackError as error:
+        raise DecisionError(str(error), field=error.field) from None
     if action == "reject" and not reason:
         raise DecisionError("A rejection needs a reason.", field="reason")
+    if action == "escalate" and not reason:
+        raise DecisionError("Say why you escalate, for whoever picks it up.", field="reason")
     if action == "edit" and not final_text.strip():
         raise DecisionError("The edited reply is empty.", field="final_text")
     if len(final_text) > MAX_REPLY_CHARS:
         raise DecisionError(
             f"The reply is longer than {MAX_REPLY_CHARS} characters.", field="final_text"
         )
-    if statements.enabled():
+    feedback = Feedback(codes, corrected_category, corrected_urgency)
+    if statements.enabled() and action != "escalate":
         decided = _decide_in_one_statement(
-            task_id, actor, action, final_text, reason, expected_version
+            task_id, actor, action, final_text, reason, expected_version, feedback
         )
         if decided is not None:
             return decided
@@ -95,7 +121,9 @@ def decide_task(
         task = lock_open_task(task_id=task_id, expected_version=expected_version)
         if task.kind != TaskKind.APPROVAL:
             raise DecisionError("This task is a paused run: resume it or cancel the run.")
-        decision, output = _decision(task, actor, action, final_text, reason)
+        if action == "escalate":
+            return _escalate(task, actor, reason, feedback, now)
+        decision, output = _decision(task, actor, action, final_text, reason, feedback)
         decision.save(force_insert=True)
         HumanTask.objects.filter(pk=task.pk).update(
             status=TaskStatus.DECIDED, version=task.version + 1, decided_at=now
@@ -124,6 +152,7 @@ def _decide_in_one_statement(
     final_text: str,
     reason: str,
     expected_version: int | None,
+    feedback: Feedback,
 ) -> Decision | None:
     """The common decision on PostgreSQL, in one statement (services.checkpoint): the run
     goes on to an agent node or ends. None if it was not recorded this way; the caller then
@@ -134,7 +163,7 @@ def _decide_in_one_statement(
         return None
     if expected_version is not None and expected_version != task.version:
         return None
-    decision, output = _decision(task, actor, action, final_text, reason)
+    decision, output = _decision(task, actor, action, final_text, reason, feedback)
     run, step, now = task.run, task.step, timezone.now()
     following = next_node(run.workflow.parsed, step.node, output)
     progress = fold_step(run=run, step=step, output=output, following=following, now=now)
@@ -165,7 +194,12 @@ def _decide_in_one_statement(
 
 
 def _decision(
-    task: HumanTask, actor: AbstractBaseUser, action: str, final_text: str, reason: str
+    task: HumanTask,
+    actor: AbstractBaseUser,
+    action: str,
+    final_text: str,
+    reason: str,
+    feedback: Feedback,
 ) -> tuple[Decision, dict[str, Any]]:
     """The unsaved decision on ``task``, and the output its human step records."""
     draft = task.proposal.get("draft", "")
@@ -175,6 +209,8 @@ def _decision(
         outcome, text = DecisionOutcome.EDITED, final_text.strip()
     else:
         outcome, text = DecisionOutcome.APPROVED, draft
+    edit_chars, similarity = edit_size(draft, text) if text else (0, None)
+    category, urgency = feedback.corrections(task)
     decision = Decision(
         task=task,
         actor=actor,
@@ -182,6 +218,11 @@ def _decision(
         final_text=text,
         diff=line_diff(draft, text) if outcome == DecisionOutcome.EDITED else [],
         reason=reason,
+        reason_codes=feedback.codes,
+        edit_chars=edit_chars,
+        similarity=similarity,
+        corrected_category=category,
+        corrected_urgency=urgency,
     )
     output = {
         "approved": outcome != DecisionOutcome.REJECTED,
@@ -194,6 +235,52 @@ def _decision(
     if outcome == DecisionOutcome.REJECTED:
         output["outcome"] = "rejected"
     return decision, output
+
+
+def _escalate(
+    task: HumanTask, actor: AbstractBaseUser, note: str, feedback: Feedback, now: datetime
+) -> Decision:
+    """Hand a locked task on: this person's decision is "escalated", and the same proposal
+    waits in the queue again as a new task that says who escalated it and why. The run
+    stays where it is."""
+    category, urgency = feedback.corrections(task)
+    decision = Decision(
+        task=task,
+        actor=actor,
+        outcome=DecisionOutcome.ESCALATED,
+        reason=note,
+        reason_codes=feedback.codes,
+        corrected_category=category,
+        corrected_urgency=urgency,
+    )
+    decision.save(force_insert=True)
+    HumanTask.objects.filter(pk=task.pk).update(
+        status=TaskStatus.DECIDED, version=task.version + 1, decided_at=now
+    )
+    handed_on = HumanTask.objects.create(
+        run_id=task.run_id,
+        step_id=task.step_id,
+        kind=task.kind,
+        proposal=task.proposal,
+        category=task.category,
+        urgency=task.urgency,
+        urgency_rank=task.urgency_rank,
+        confidence=task.confidence,
+        reason=f"Escalated by {actor.get_username()}: {note}"[:300],
+        due_at=task.due_at,
+    )
+    _decision_span(task, decision, now).save(force_insert=True)
+    record_event(**_decided_event(task, decision), object_id=task.pk)
+    record_event(
+        action="task.escalated",
+        actor=actor,
+        object_type="task",
+        object_id=handed_on.pk,
+        after={"from_task": task.pk, "run": task.run_id, "note": note},
+    )
+    live.publish_on_commit(live.QUEUE_GROUP, "queue.changed", task_id=handed_on.pk)
+    live.publish_on_commit(live.run_group(task.run_id), "run.changed", run_id=task.run_id)
+    return decision
 
 
 def _decision_span(task: HumanTask, decision: Decision, now: datetime) -> Span:
@@ -223,6 +310,9 @@ def _decided_event(task: HumanTask, decision: Decision) -> dict[str, Any]:
             "outcome": str(decision.outcome),
             "run": task.run_id,
             "reason": decision.reason,
+            "reason_codes": decision.reason_codes,
+            "corrected_category": decision.corrected_category,
+            "corrected_urgency": decision.corrected_urgency,
         },
     }
 
