@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestration.agents.base import AgentContext, AgentResult
+from orchestration.learning.active import current_version, learned_thresholds
 
 AGENT = "decider"
 
@@ -73,16 +74,28 @@ def decide_route(
     return Route("human" if reasons else "auto_send", tuple(reasons), threshold)
 
 
+def effective_config(config: Mapping[str, Any]) -> tuple[Mapping[str, Any], int | None]:
+    """The workflow's config with the learned thresholds in place of its own, once a decider
+    version is in use (categories it has no threshold for ask a person); and that version."""
+    learned = learned_thresholds()
+    if learned is None:
+        return config, None
+    version = current_version(AGENT)
+    thresholds = {c: t for c, t in learned.items() if t is not None}
+    return {**config, "auto_send_thresholds": thresholds}, version.version if version else None
+
+
 def run(ctx: AgentContext) -> AgentResult:
     triage = ctx.state.get("triage", {})
     research = ctx.state.get("research", {})
+    config, version = effective_config(ctx.config)
     route = decide_route(
         category=triage.get("category", ""),
         urgency=triage.get("urgency", ""),
         confidence=float(triage.get("category_confidence", 0.0)),
         article_count=len(research.get("articles", [])),
         ticket_text=ctx.ticket.text,
-        config=ctx.config,
+        config=config,
     )
     return AgentResult(
         output={
@@ -90,6 +103,7 @@ def run(ctx: AgentContext) -> AgentResult:
             "reasons": list(route.reasons),
             "threshold": route.threshold,
             "confidence": triage.get("category_confidence"),
+            "thresholds_version": version,
         },
         input={
             "category": triage.get("category"),

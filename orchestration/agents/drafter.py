@@ -3,6 +3,7 @@
 import re
 
 from orchestration.agents.base import AgentContext, AgentResult, timed_span
+from orchestration.learning.exemplars import Match, closest
 from orchestration.models import KnowledgeArticle
 from orchestration.providers import CompletionRequest, get_provider
 
@@ -25,14 +26,26 @@ SYSTEM_PROMPT = (
 )
 
 
-def _messages(ctx: AgentContext, articles: list[dict]) -> list[dict[str, str]]:
+def _messages(
+    ctx: AgentContext, articles: list[dict], exemplar: Match | None
+) -> list[dict[str, str]]:
     sources = (
         "\n\n".join(f"[{a['slug']}] {a['title']}\n{a['body']}" for a in articles)
         or "(no article matched)"
     )
+    example = []
+    if exemplar is not None:
+        example = [
+            {
+                "role": "user",
+                "content": "A reply our team approved for a similar ticket; follow its tone "
+                f"and structure, not its customer's details:\n{exemplar.reply}",
+            }
+        ]
     return [
         {"role": "system", "content": SYSTEM_PROMPT},
         {"role": "user", "content": f"Help articles:\n{sources}"},
+        *example,
         {
             "role": "user",
             "content": (
@@ -59,14 +72,25 @@ def run(ctx: AgentContext) -> AgentResult:
         for a in found
     ]
     provider = get_provider()
+    category = ctx.state.get("triage", {}).get("category", "")
+    exemplar = closest(category, ctx.ticket.text)
     request = CompletionRequest(
         task="draft_reply",
-        messages=_messages(ctx, articles),
+        messages=_messages(ctx, articles, exemplar),
         context={
             "subject": ctx.ticket.subject,
             "customer_name": ctx.ticket.customer_name,
-            "category": ctx.state.get("triage", {}).get("category", ""),
+            "category": category,
             "articles": articles,
+            "exemplar": (
+                {
+                    "draft": exemplar.draft,
+                    "reply": exemplar.reply,
+                    "subject": exemplar.ticket_subject,
+                }
+                if exemplar is not None
+                else None
+            ),
         },
     )
     with timed_span(
@@ -87,6 +111,8 @@ def run(ctx: AgentContext) -> AgentResult:
     known = {a["slug"] for a in articles}
     cited = [slug for slug in dict.fromkeys(_CITATION.findall(completion.text)) if slug in known]
     output = {"text": completion.text, "citations": cited, "model": completion.model}
+    if exemplar is not None:
+        output["exemplar"] = {"id": exemplar.exemplar_id, "similarity": exemplar.similarity}
     if ctx.state.get("triage", {}).get("category") == "refund":
         output["refund"] = refund_requested(ctx.ticket.text)
     return AgentResult(

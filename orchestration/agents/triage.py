@@ -2,10 +2,10 @@
 
 from orchestration.agents.base import AgentContext, AgentResult, timed_span
 from orchestration.agents.triage_model import TriageModel
+from orchestration.learning.active import artifact, current_version
 from orchestration.models import PolicyVersion
 
 AGENT = "triage"
-_loaded: dict[str, TriageModel] = {}
 
 
 class NoActiveModel(RuntimeError):
@@ -13,21 +13,12 @@ class NoActiveModel(RuntimeError):
 
 
 def active_model() -> tuple[PolicyVersion, TriageModel]:
-    """The active triage version and its model, loaded once per process per artifact."""
-    version = (
-        PolicyVersion.objects.filter(agent=AGENT, status=PolicyVersion.Status.ACTIVE)
-        .defer("artifact")
-        .first()
-    )
+    """The triage version in use (the active one, or an evaluation's) and its model, loaded
+    once per process per artifact."""
+    version = current_version(AGENT)
     if version is None:
         raise NoActiveModel("no triage model is active; run `manage.py train_triage`")
-    model = _loaded.get(version.artifact_sha256)
-    if model is None:
-        blob = PolicyVersion.objects.values_list("artifact", flat=True).get(pk=version.pk)
-        model = TriageModel.loads(bytes(blob))
-        _loaded.clear()
-        _loaded[version.artifact_sha256] = model
-    return version, model
+    return version, artifact(version, TriageModel.loads)
 
 
 def run(ctx: AgentContext) -> AgentResult:

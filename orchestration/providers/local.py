@@ -30,7 +30,23 @@ def _steps(body: str) -> list[str]:
     return [m.group(1).strip() for line in body.splitlines() if (m := _STEP.match(line))]
 
 
+def follow_exemplar(context: dict, stock: str) -> str:
+    """This ticket's own reply with the edits a person made to a similar ticket's draft
+    made to it too (learning.exemplars.carry_edits): the desk's style, this ticket's facts."""
+    from orchestration.learning.exemplars import carry_edits
+
+    exemplar = context["exemplar"]
+    return carry_edits(exemplar.get("draft", ""), exemplar["reply"], stock)
+
+
 def compose_reply(context: dict) -> str:
+    stock = stock_reply(context)
+    if (context.get("exemplar") or {}).get("draft"):
+        return follow_exemplar(context, stock)
+    return stock
+
+
+def stock_reply(context: dict) -> str:
     category = context.get("category", "")
     articles = context.get("articles", [])
     lines = [f"Hi {_first_name(context.get('customer_name', ''))},", ""]

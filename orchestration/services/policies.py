@@ -1,55 +1,38 @@
-"""Learned agent parameters: train a version, make it the active one."""
-
-import hashlib
-
-from django.db import transaction
-from django.db.models import Max
-from django.utils import timezone
+"""The triage classifier's first versions, trained on the shipped data."""
 
 from orchestration import dataset
 from orchestration.agents.triage_model import TriageModel
+from orchestration.learning.active import TRIAGE
 from orchestration.models import PolicyVersion
-from orchestration.services.audit import record_event
-
-TRIAGE = "triage"
+from orchestration.services.learning import store_version
 
 
-def train_triage_version(*, activate: bool = True) -> PolicyVersion:
-    """Train the triage classifier on the shipped training split, score it on the held-out
-    test split, and store it as the next version (active, if asked: the previous active
-    version is retired in the same transaction)."""
+def train_triage_version(*, activate: bool = True, examples: int | None = None) -> PolicyVersion:
+    """Train the triage classifier on the shipped training split (or its first ``examples``
+    tickets), score it on the held-out test split, and store it as the next version, active
+    if asked (the previous active version is retired in the same transaction). The learner
+    retrains later versions on the same base examples plus people's decisions."""
     train, test = dataset.split()
+    base = train[: examples if examples is not None else len(train)]
     model = TriageModel.train(
-        [t.text for t in train], [t.category for t in train], [t.urgency for t in train]
+        [t.text for t in base], [t.category for t in base], [t.urgency for t in base]
     )
     metrics = model.evaluate(
         [t.text for t in test], [t.category for t in test], [t.urgency for t in test]
     )
-    blob = model.dumps()
-    with transaction.atomic():
-        latest = PolicyVersion.objects.filter(agent=TRIAGE).aggregate(v=Max("version"))["v"]
-        version = PolicyVersion.objects.create(
-            agent=TRIAGE,
-            version=(latest or 0) + 1,
-            artifact=blob,
-            artifact_sha256=hashlib.sha256(blob).hexdigest(),
-            metrics=metrics,
-            lineage={
-                "dataset": dataset.dataset_fingerprint(),
-                "train_examples": len(train),
-                "test_examples": len(test),
-                "split_seed": dataset.SPLIT_SEED,
-            },
-        )
-        record_event(
-            action="policy.trained",
-            object_type="policy",
-            object_id=version.pk,
-            after={"agent": TRIAGE, "version": version.version, "metrics": metrics},
-        )
-        if activate:
-            activate_version(version=version)
-    return version
+    return store_version(
+        agent=TRIAGE,
+        blob=model.dumps(),
+        metrics=metrics,
+        lineage={
+            "dataset": dataset.dataset_fingerprint(),
+            "base_examples": len(base),
+            "train_examples": len(base),
+            "test_examples": len(test),
+            "split_seed": dataset.SPLIT_SEED,
+        },
+        status=PolicyVersion.Status.ACTIVE if activate else PolicyVersion.Status.CANDIDATE,
+    )
 
 
 def metrics_summary(metrics: dict[str, float]) -> str:
@@ -59,27 +42,3 @@ def metrics_summary(metrics: dict[str, float]) -> str:
         f"urgency accuracy {metrics['urgency_accuracy']:.1%} "
         f"on {metrics['examples']:.0f} held-out tickets"
     )
-
-
-def activate_version(*, version: PolicyVersion) -> None:
-    """Make ``version`` its agent's only active version."""
-    with transaction.atomic():
-        previous = list(
-            PolicyVersion.objects.select_for_update()
-            .filter(agent=version.agent, status=PolicyVersion.Status.ACTIVE)
-            .exclude(pk=version.pk)
-            .values_list("version", flat=True)
-        )
-        PolicyVersion.objects.filter(
-            agent=version.agent, status=PolicyVersion.Status.ACTIVE
-        ).exclude(pk=version.pk).update(status=PolicyVersion.Status.RETIRED)
-        PolicyVersion.objects.filter(pk=version.pk).update(
-            status=PolicyVersion.Status.ACTIVE, promoted_at=timezone.now()
-        )
-        record_event(
-            action="policy.activated",
-            object_type="policy",
-            object_id=version.pk,
-            before={"active_versions": previous},
-            after={"agent": version.agent, "version": version.version},
-        )

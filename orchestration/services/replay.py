@@ -105,25 +105,64 @@ def replay_run(
         customer_name=run.ticket.customer_name,
     )
     replay = Replay(run_id=run.pk, from_sequence=from_sequence, workflow_version=workflow.version)
-    node_name: str | None = start.node
-    sequence = from_sequence
+    steps, ending = walk(
+        workflow=workflow,
+        ticket=ticket,
+        run_id=run.pk,
+        state=state,
+        node_name=start.node,
+        sequence=from_sequence,
+        originals=originals,
+    )
+    replay.steps.extend(steps)
+    return _ended(replay, run, actor, ending)
+
+
+def replay_ticket(*, ticket: TicketView, workflow: Workflow) -> tuple[list[ReplayedStep], str]:
+    """Run ``workflow`` on a ticket from its start, as a dry run, until it would wait for a
+    person or ends: the agents' outputs and why it stopped. Nothing is written; the
+    evaluation of learned versions replays its scenarios this way."""
+    return walk(
+        workflow=workflow,
+        ticket=ticket,
+        run_id=0,  # no run: tool calls' keys match no recorded call
+        state={},
+        node_name=workflow.parsed.start,
+        sequence=1,
+        originals={},
+    )
+
+
+def walk(
+    *,
+    workflow: Workflow,
+    ticket: TicketView,
+    run_id: int,
+    state: dict[str, Any],
+    node_name: str | None,
+    sequence: int,
+    originals: dict[int, Step],
+) -> tuple[list[ReplayedStep], str]:
+    """The dry-run walk a replay makes from ``node_name``: each agent runs on the state it
+    would have had, a person's recorded output is reused where the walk reaches the same
+    node at the same place, and the walk stops where a person would have to decide."""
+    definition = workflow.parsed
+    steps: list[ReplayedStep] = []
     with dry_run():
         while node_name is not None:
-            if len(replay.steps) >= MAX_REPLAY_STEPS:
-                return _ended(replay, run, actor, f"stopped after {MAX_REPLAY_STEPS} steps")
+            if len(steps) >= MAX_REPLAY_STEPS:
+                return steps, f"stopped after {MAX_REPLAY_STEPS} steps"
             node = definition.node(node_name)
             same_place = originals.get(sequence)
             original = same_place.output if same_place and same_place.node == node_name else None
             if node.kind == NodeKind.HUMAN:
                 if original is None:
-                    replay.steps.append(
-                        ReplayedStep(sequence, node_name, "", "recorded", None, None)
-                    )
-                    return _ended(replay, run, actor, "would wait for a person here")
+                    steps.append(ReplayedStep(sequence, node_name, "", "recorded", None, None))
+                    return steps, "would wait for a person here"
                 output, source, problems = original, "recorded", ()
             else:
                 context = AgentContext(
-                    run_id=run.pk,
+                    run_id=run_id,
                     step_sequence=sequence,
                     ticket=ticket,
                     state=state,
@@ -132,7 +171,7 @@ def replay_run(
                 try:
                     output = get_agent(node.agent or "")(context).output
                 except Exception as exc:
-                    replay.steps.append(
+                    steps.append(
                         ReplayedStep(
                             sequence,
                             node_name,
@@ -143,9 +182,9 @@ def replay_run(
                             (f"{type(exc).__name__}: {exc}",),
                         )
                     )
-                    return _ended(replay, run, actor, f"{node.agent} failed")
+                    return steps, f"{node.agent} failed"
                 source, problems = "agent", tuple(output_problems(node.agent or "", output))
-            replay.steps.append(
+            steps.append(
                 ReplayedStep(
                     sequence, node_name, node.agent or "", source, original, output, problems
                 )
@@ -154,9 +193,9 @@ def replay_run(
             try:
                 node_name = next_node(definition, node_name, output)
             except NoRoute as exc:
-                return _ended(replay, run, actor, str(exc))
+                return steps, str(exc)
             sequence += 1
-    return _ended(replay, run, actor, "the workflow ended")
+    return steps, "the workflow ended"
 
 
 def _ended(replay: Replay, run: Run, actor: AbstractBaseUser | None, ending: str) -> Replay:

@@ -1,0 +1,266 @@
+"""One learning cycle of Agent E: read the decisions, make candidate versions of the
+decider's thresholds (D), the triage classifier (A) and the drafter's exemplars (C), score
+each through the evaluation gate, and promote it or leave it for an admin, as the settings
+say.
+
+Candidates are made and judged in that order; once one is promoted, the next is judged
+against the agents as they now are. A cycle runs alone (a second trigger while one runs does
+nothing) and is recorded with what it read and what became of each candidate."""
+
+import json
+import logging
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from orchestration import dataset
+from orchestration.agents.triage_model import TriageModel
+from orchestration.engine.states import DecisionOutcome
+from orchestration.learning import evaluation, exemplars, thresholds
+from orchestration.learning.active import (
+    DECIDER,
+    DRAFTER,
+    EXEMPLARS_FORMAT,
+    THRESHOLDS_FORMAT,
+    TRIAGE,
+    current_version,
+    exemplar_ids,
+    learned_thresholds,
+)
+from orchestration.models import Decision, Exemplar, LearningCycle, PolicyVersion
+from orchestration.services.learning import (
+    STALE_CYCLE,
+    LearningError,
+    collect_exemplars,
+    learning_settings,
+    promote_version,
+    store_version,
+)
+from orchestration.services.workflows import support_desk_version
+
+log = logging.getLogger(__name__)
+
+
+def decisions_since_last_cycle() -> int:
+    last = (
+        LearningCycle.objects.filter(status=LearningCycle.Status.FINISHED)
+        .exclude(last_decision=None)
+        .order_by("-pk")
+        .values_list("last_decision_id", flat=True)
+        .first()
+    )
+    decided = evaluation.learnable_decisions()
+    return decided.filter(pk__gt=last).count() if last else decided.count()
+
+
+def cycle_due() -> bool:
+    """Whether enough new decisions arrived for a cycle (the settings' count)."""
+    return decisions_since_last_cycle() >= learning_settings().decisions_per_cycle
+
+
+def run_learning_cycle(
+    *, trigger: str, actor: AbstractBaseUser | None = None
+) -> LearningCycle | None:
+    """Run a cycle now; None if one is running already."""
+    cycle = _begin(trigger, actor)
+    if cycle is None:
+        return None
+    try:
+        summary, last = _learn(cycle)
+    except Exception as exc:
+        log.exception("learning cycle %s failed", cycle.pk)
+        LearningCycle.objects.filter(pk=cycle.pk).update(
+            status=LearningCycle.Status.FAILED,
+            error=f"{type(exc).__name__}: {exc}"[:2000],
+            finished_at=timezone.now(),
+        )
+        raise
+    LearningCycle.objects.filter(pk=cycle.pk).update(
+        status=LearningCycle.Status.FINISHED,
+        summary=summary,
+        last_decision=last,
+        finished_at=timezone.now(),
+    )
+    cycle.refresh_from_db()
+    return cycle
+
+
+def _begin(trigger: str, actor: AbstractBaseUser | None) -> LearningCycle | None:
+    stale = timezone.now() - STALE_CYCLE
+    LearningCycle.objects.filter(status=LearningCycle.Status.RUNNING, started_at__lt=stale).update(
+        status=LearningCycle.Status.FAILED,
+        error="did not finish (its worker stopped)",
+        finished_at=timezone.now(),
+    )
+    try:
+        with transaction.atomic():
+            return LearningCycle.objects.create(trigger=trigger, requested_by=actor)
+    except IntegrityError:  # one is running
+        return None
+
+
+def _learn(cycle: LearningCycle) -> tuple[dict[str, Any], Decision | None]:
+    settings = learning_settings()
+    decisions = list(evaluation.learnable_decisions().select_related("task__run__ticket", "actor"))
+    LearningCycle.objects.filter(pk=cycle.pk).update(decisions=len(decisions))
+    workflow = support_desk_version()
+    library = evaluation.scenario_library()
+    baseline_scores = evaluation.score(evaluation.play(library, workflow, {}))
+    summary: dict[str, Any] = {"baseline": baseline_scores, "agents": {}}
+    allowed_wrong = 1 - settings.target_precision
+    # The gatekeeper first: its thresholds say what people accept unchanged, and the next
+    # candidates are judged by what would be sent unseen under them.
+    for agent, make in ((DECIDER, _decider), (TRIAGE, _triage), (DRAFTER, _drafter)):
+        made = make(decisions, settings)
+        if isinstance(made, str):
+            summary["agents"][agent] = {"candidate": None, "why": made}
+            continue
+        blob, lineage, learned_from = made
+        baseline = current_version(agent)
+        candidate = store_version(
+            agent=agent,
+            blob=blob,
+            metrics={},
+            lineage=lineage,
+            learned_from=learned_from,
+            baseline=baseline,
+            cycle=cycle,
+        )
+        scores = evaluation.score(evaluation.play(library, workflow, {agent: candidate}))
+        verdict = evaluation.gate(scores, baseline_scores, allowed_wrong=allowed_wrong)
+        judged = _judge(candidate, scores, baseline_scores, verdict)
+        outcome = {"candidate": candidate.version, **judged}
+        if verdict.passed and settings.promotion == settings.Promotion.AUTOMATIC:
+            promote_version(version_id=candidate.pk, actor=None)
+            outcome["promoted"] = True
+            baseline_scores = scores  # the next candidate is judged against this
+        summary["agents"][agent] = outcome
+    return summary, decisions[-1] if decisions else None
+
+
+def _judge(
+    candidate: PolicyVersion,
+    scores: dict[str, Any],
+    baseline_scores: dict[str, Any],
+    verdict: evaluation.Verdict,
+) -> dict[str, Any]:
+    from orchestration.services.audit import record_event
+
+    status = PolicyVersion.Status.CANDIDATE if verdict.passed else PolicyVersion.Status.REJECTED
+    record = {**verdict.as_dict(), "failures": verdict.failures, "baseline": baseline_scores}
+    with transaction.atomic():
+        PolicyVersion.objects.filter(pk=candidate.pk).update(
+            metrics=scores, evaluation=record, status=status
+        )
+        record_event(
+            action="policy.evaluated",
+            actor_label="agent:learner",
+            object_type="policy",
+            object_id=candidate.pk,
+            after={
+                "agent": candidate.agent,
+                "version": candidate.version,
+                "passed": verdict.passed,
+                "failures": verdict.failures,
+            },
+        )
+    return {"passed": verdict.passed, "failures": verdict.failures}
+
+
+Made = tuple[bytes, dict[str, Any], list[int]] | str
+
+
+def _triage(decisions: list[Decision], settings: Any) -> Made:
+    """A: the classifier retrained on its base examples plus people's labels (the corrected
+    ones, and the ones they confirmed by leaving them), one per ticket, the latest."""
+    if not decisions:
+        return "no decisions to learn from"
+    active = current_version(TRIAGE)
+    lineage_before = active.lineage if active else {}
+    if lineage_before.get("last_decision") == decisions[-1].pk:
+        return f"no new decisions since version {active.version if active else ''}"
+    train, _ = dataset.split()
+    base = int(lineage_before.get("base_examples", len(train)))
+    latest: dict[int, Decision] = {}
+    for decision in decisions:
+        latest[decision.task.run.ticket_id] = decision
+    texts = [t.text for t in train[:base]]
+    categories = [t.category for t in train[:base]]
+    urgencies = [t.urgency for t in train[:base]]
+    for decision in latest.values():
+        ticket = decision.task.run.ticket
+        texts.append(f"{ticket.subject}\n{ticket.body}")
+        categories.append(decision.category)
+        urgencies.append(decision.urgency)
+    model = TriageModel.train(texts, categories, urgencies)
+    corrected = sum(1 for d in latest.values() if d.corrected_category or d.corrected_urgency)
+    lineage = {
+        "dataset": dataset.dataset_fingerprint(),
+        "base_examples": base,
+        "decisions": len(latest),
+        "corrected_labels": corrected,
+        "first_decision": decisions[0].pk,
+        "last_decision": decisions[-1].pk,
+    }
+    return model.dumps(), lineage, [d.pk for d in latest.values()]
+
+
+def _drafter(decisions: list[Decision], settings: Any) -> Made:
+    """C: the exemplars, from approved replies (edited ones weigh more)."""
+    collect_exemplars(decisions)
+    rows = Exemplar.objects.filter(retired_at__isnull=True).order_by("pk")
+    chosen = exemplars.select(list(rows.values_list("pk", "category", "weight")))
+    in_use = exemplar_ids()
+    if not chosen:
+        return "no approved replies yet"
+    if in_use is not None and set(chosen) == set(in_use):
+        return "the exemplars in use are already these"
+    by_id = dict(rows.filter(pk__in=chosen).values_list("pk", "decision_id"))
+    blob = json.dumps({"format": EXEMPLARS_FORMAT, "exemplars": chosen}).encode()
+    lineage = {"exemplars": len(chosen), "decisions": len(by_id)}
+    return blob, lineage, sorted(by_id.values())
+
+
+def _decider(decisions: list[Decision], settings: Any) -> Made:
+    """D: each category's threshold from the record of reviewed drafts."""
+    reviewed = [
+        thresholds.Outcome(
+            category=d.task.category,
+            confidence=d.task.confidence,
+            unchanged=d.outcome == DecisionOutcome.APPROVED,
+        )
+        for d in decisions
+    ]
+    if not reviewed:
+        return "no reviewed drafts yet"
+    table = thresholds.calibrate(
+        reviewed, target=settings.target_precision, min_evidence=settings.min_evidence
+    )
+    chosen = {category: c.threshold for category, c in table.items()}
+    if learned_thresholds() == chosen:
+        return "the thresholds in use are already these"
+    blob = json.dumps(
+        {
+            "format": THRESHOLDS_FORMAT,
+            "thresholds": chosen,
+            "evidence": {
+                category: {
+                    "reviewed": c.reviewed,
+                    "unchanged": c.unchanged,
+                    "lower_bound": c.lower_bound,
+                    "why": c.why,
+                }
+                for category, c in table.items()
+            },
+            "target_precision": settings.target_precision,
+            "min_evidence": settings.min_evidence,
+        },
+        sort_keys=True,
+    ).encode()
+    lineage = {"decisions": len(reviewed), "target_precision": settings.target_precision}
+    return blob, lineage, [d.pk for d in decisions]
+
+
+__all__ = ["LearningError", "cycle_due", "decisions_since_last_cycle", "run_learning_cycle"]
