@@ -180,7 +180,7 @@ def roll_back(*, agent: str, actor: AbstractBaseUser) -> PolicyVersion | None:
             raise LearningError(f"No {agent} version is active.")
         previous = (
             PolicyVersion.objects.select_for_update()
-            .filter(agent=agent, status=PolicyVersion.Status.RETIRED, promoted_at__isnull=False)
+            .filter(agent=agent, status=PolicyVersion.Status.RETIRED)
             .filter(version__lt=active.version)
             .order_by("-version")
             .first()
@@ -206,7 +206,7 @@ def reactivate(*, version_id: int, actor: AbstractBaseUser) -> PolicyVersion:
     """Make an earlier version, one that was active once, active again (a rollback to it)."""
     with transaction.atomic():
         version = _locked(version_id)
-        if version.status != PolicyVersion.Status.RETIRED or version.promoted_at is None:
+        if version.status != PolicyVersion.Status.RETIRED:  # only an active one is retired
             raise LearningError(f"{version} was never active; only such a version comes back.")
         _activate(version, actor=actor, action="policy.rolled_back")
     version.refresh_from_db()

@@ -1,0 +1,295 @@
+"""The learner's parts one by one: exemplars the drafter follows and admins retire, the
+shadow view of a candidate, promotion and rollback, the learner's settings, and
+`manage.py evaluate`."""
+
+import hashlib
+import io
+import json
+
+import pytest
+from django.core.management import call_command
+
+from orchestration.engine.states import TaskStatus
+from orchestration.learning.active import EXEMPLARS_FORMAT, THRESHOLDS_FORMAT
+from orchestration.learning.exemplars import carry_edits
+from orchestration.learning.shadow import shadow
+from orchestration.models import (
+    AuditEvent,
+    Exemplar,
+    HumanTask,
+    LearningCycle,
+    LearningSettings,
+    PolicyVersion,
+)
+from orchestration.providers.local import stock_reply
+from orchestration.services.audit import verify_chain
+from orchestration.services.decisions import decide_task
+from orchestration.services.learning import (
+    LearningError,
+    collect_exemplars,
+    learning_settings,
+    promote_version,
+    reactivate,
+    retire_exemplar,
+    roll_back,
+    store_version,
+    update_learning_settings,
+)
+from tests.learning.simulation import HOUSE_CLOSING, HOUSE_OPENING, house_reply
+
+pytestmark = pytest.mark.django_db
+
+INVOICES = [
+    {
+        "slug": "invoice-logo",
+        "title": "Add your logo to invoices",
+        "summary": "Upload a logo under Settings > Branding.",
+        "body": "1. Open Settings\n2. Choose Branding\n3. Upload the logo",
+    }
+]
+EXPORTS = [
+    {
+        "slug": "export-csv",
+        "title": "Export your data",
+        "summary": "Any report can be exported as CSV.",
+        "body": "1. Open the report\n2. Click Export",
+    }
+]
+
+
+def thresholds_version(thresholds: dict, status=PolicyVersion.Status.ACTIVE) -> PolicyVersion:
+    blob = json.dumps({"format": THRESHOLDS_FORMAT, "thresholds": thresholds}).encode()
+    return store_version(agent="decider", blob=blob, metrics={}, lineage={}, status=status)
+
+
+def ask_a_person_always() -> PolicyVersion:
+    """A decider version with no threshold for any category: every draft goes to a person."""
+    return thresholds_version({})
+
+
+def open_task(run) -> HumanTask:
+    return HumanTask.objects.get(run=run, status=TaskStatus.OPEN)
+
+
+def test_a_persons_house_style_carries_over_to_another_tickets_draft_but_not_their_facts():
+    theirs = stock_reply(
+        {"subject": "Logo?", "customer_name": "Mia", "category": "how_to", "articles": INVOICES}
+    )
+    approved = house_reply(theirs, "how_to").replace("Settings > Branding", "Settings > Brand")
+    ours = stock_reply(
+        {
+            "subject": "CSV export",
+            "customer_name": "Omar",
+            "category": "how_to",
+            "articles": EXPORTS,
+        }
+    )
+
+    carried = carry_edits(theirs, approved, ours)
+
+    assert carried.startswith("Hi Omar,") and 'about "CSV export"' in carried
+    assert HOUSE_OPENING in carried and carried.endswith(HOUSE_CLOSING)
+    assert "Any report can be exported as CSV." in carried and "[export-csv]" in carried
+    # Their ticket's facts (and the person's fix to them) stay with their ticket.
+    assert "Branding" not in carried and "Brand" not in carried and "Mia" not in carried
+    assert carried == house_reply(ours, "how_to")
+
+
+def test_the_drafter_follows_an_exemplar_of_the_version_in_use_until_it_is_retired(
+    run_ticket, alice, bob
+):
+    ask_a_person_always()
+    first = run_ticket()
+    task = open_task(first)
+    draft = task.proposal["draft"]
+    decision = decide_task(
+        task_id=task.pk, actor=alice, action="edit", final_text=house_reply(draft, "how_to")
+    )
+    collect_exemplars([decision])
+    exemplar = Exemplar.objects.get(decision=decision)
+    assert exemplar.weight == 2.0 and exemplar.draft == draft  # edited: weighs more
+    blob = json.dumps({"format": EXEMPLARS_FORMAT, "exemplars": [exemplar.pk]}).encode()
+    store_version(
+        agent="drafter", blob=blob, metrics={}, lineage={}, status=PolicyVersion.Status.ACTIVE
+    )
+
+    second = run_ticket(
+        subject="Can I put our logo on the invoices?",
+        body="Where do I upload the company logo so that invoices show it?",
+        customer_name="Omar Haddad",
+        customer_email="omar@example.com",
+    )
+    followed = open_task(second).proposal["draft"]
+    assert followed.startswith("Hi Omar,") and HOUSE_OPENING in followed
+    assert followed.endswith(HOUSE_CLOSING) and "Mia" not in followed
+    drafted = second.steps.get(node="draft").output
+    assert drafted["exemplar"]["id"] == exemplar.pk
+
+    with pytest.raises(LearningError, match="why"):
+        retire_exemplar(exemplar_id=exemplar.pk, actor=bob, reason="  ")
+    retire_exemplar(exemplar_id=exemplar.pk, actor=bob, reason="outdated sign-off")
+    third = run_ticket(customer_name="Lena Vogel", customer_email="lena@example.com")
+    assert HOUSE_OPENING not in open_task(third).proposal["draft"]
+    assert "exemplar" not in third.steps.get(node="draft").output
+    retired = AuditEvent.objects.get(action="exemplar.retired", object_id=str(exemplar.pk))
+    assert retired.actor == bob and retired.after["reason"] == "outdated sign-off"
+    with pytest.raises(LearningError, match="already retired"):
+        retire_exemplar(exemplar_id=exemplar.pk, actor=bob, reason="again")
+
+
+def test_the_shadow_view_lists_the_past_decisions_a_candidate_would_route_otherwise(
+    run_ticket, alice
+):
+    ask_a_person_always()
+    approved = run_ticket()
+    decide_task(task_id=open_task(approved).pk, actor=alice, action="approve")
+    edited = run_ticket(customer_name="Omar Haddad", customer_email="omar@example.com")
+    task = open_task(edited)
+    decide_task(task_id=task.pk, actor=alice, action="edit", final_text="Hi Omar, see [x].")
+    refund = run_ticket(subject="Refund please", body="Please refund the 30 EUR you charged.")
+
+    every_category = {c: 0.0 for c in ("how_to", "billing", "refund", "bug", "account_access")}
+    candidate = thresholds_version(every_category, status=PolicyVersion.Status.CANDIDATE)
+    view = shadow(candidate)
+
+    assert view.considered == 3
+    flipped = {row.run_id: row for row in view.flipped}
+    assert set(flipped) == {approved.pk, edited.pk}  # the refund request still asks a person
+    assert refund.pk not in flipped
+    assert all(r.route_then == "human" and r.route_now == "auto_send" for r in view.flipped)
+    assert flipped[approved.pk].person_outcome == "approved"
+    assert flipped[edited.pk].person_outcome == "edited"
+    # One of the drafts it would have sent alone was one a person had to change.
+    assert view.auto_sends_a_person_changed == 1
+    assert not shadow(thresholds_version({}, status="candidate")).flipped
+    drafter = store_version(agent="drafter", blob=b"{}", metrics={}, lineage={})
+    assert shadow(drafter).not_applicable
+
+
+def test_only_a_candidate_that_passed_against_the_version_in_use_is_promoted_and_any_rolls_back(
+    support_desk, triage_artifact, bob
+):
+    first = PolicyVersion.objects.get(agent="triage", status="active")
+
+    def candidate(evaluation, baseline=first):
+        return PolicyVersion.objects.create(
+            agent="triage",
+            version=PolicyVersion.objects.filter(agent="triage").count() + 1,
+            artifact=triage_artifact,
+            artifact_sha256=hashlib.sha256(triage_artifact).hexdigest(),
+            baseline=baseline,
+            evaluation=evaluation,
+        )
+
+    failed = candidate({"passed": False, "failures": ["category_accuracy"]})
+    with pytest.raises(LearningError, match="category_accuracy"):
+        promote_version(version_id=failed.pk, actor=bob)
+    passed = candidate({"passed": True, "failures": []})
+    stale = candidate({"passed": True, "failures": []})
+
+    promote_version(version_id=passed.pk, actor=bob)
+
+    first.refresh_from_db()
+    passed.refresh_from_db()
+    assert (first.status, passed.status, passed.promoted_by) == ("retired", "active", bob)
+    with pytest.raises(LearningError, match="another version"):
+        promote_version(version_id=stale.pk, actor=bob)  # judged against the old one
+
+    assert roll_back(agent="triage", actor=bob).pk == first.pk
+    assert PolicyVersion.objects.get(agent="triage", status="active").pk == first.pk
+    with pytest.raises(LearningError, match="no earlier version"):
+        roll_back(agent="triage", actor=bob)
+    reactivate(version_id=passed.pk, actor=bob)
+    assert PolicyVersion.objects.get(agent="triage", status="active").pk == passed.pk
+    with pytest.raises(LearningError, match="never active"):
+        reactivate(version_id=failed.pk, actor=bob)
+    actions = list(
+        AuditEvent.objects.filter(object_type="policy", actor=bob)
+        .order_by("pk")
+        .values_list("action", flat=True)
+    )
+    assert actions == ["policy.promoted", "policy.rolled_back", "policy.rolled_back"]
+    assert verify_chain().intact
+
+
+def test_rolling_back_the_only_decider_version_brings_back_the_workflows_thresholds(bob):
+    learned = ask_a_person_always()
+    assert roll_back(agent="decider", actor=bob) is None
+    learned.refresh_from_db()
+    assert learned.status == "retired"
+    with pytest.raises(LearningError, match="No decider version is active"):
+        roll_back(agent="decider", actor=bob)
+
+
+def test_the_learners_settings_refuse_nonsense_and_record_each_change(bob):
+    before = learning_settings()
+    with pytest.raises(LearningError, match="at least 50%"):
+        update_learning_settings(
+            actor=bob,
+            promotion="automatic",
+            target_precision=1.0,
+            min_evidence=30,
+            decisions_per_cycle=50,
+        )
+    with pytest.raises(LearningError, match="Promotion"):
+        update_learning_settings(
+            actor=bob,
+            promotion="sometimes",
+            target_precision=0.9,
+            min_evidence=30,
+            decisions_per_cycle=50,
+        )
+    assert LearningSettings.objects.get(pk=before.pk).promotion == "manual"
+
+    update_learning_settings(
+        actor=bob,
+        promotion="automatic",
+        target_precision=0.9,
+        min_evidence=40,
+        decisions_per_cycle=25,
+    )
+
+    event = AuditEvent.objects.get(action="learning.settings_changed")
+    assert event.before["target_precision"] == 0.95 and event.after["target_precision"] == 0.9
+    assert learning_settings().decisions_per_cycle == 25
+
+
+def test_evaluate_prints_the_scores_and_fails_a_candidate_the_gate_refuses(support_desk):
+    out = io.StringIO()
+    call_command("evaluate", "--json", stdout=out)
+    report = json.loads(out.getvalue())
+    active = report["active"]
+    assert active["test_tickets"] == 90 and 0.7 < active["category_accuracy"] <= 1.0
+    assert {"category_macro_f1", "edit_rate", "auto_send_rate"} <= set(active)
+
+    # Sending every draft alone, whatever the confidence, sends wrongly classified ones too.
+    reckless = thresholds_version(
+        {c: 0.0 for c in ("billing", "account_access", "bug", "how_to", "feature_request")},
+        status=PolicyVersion.Status.CANDIDATE,
+    )
+    out = io.StringIO()
+    with pytest.raises(SystemExit) as exit_status:
+        call_command("evaluate", "--candidate", str(reckless.pk), stdout=out)
+    assert exit_status.value.code == 1
+    table = out.getvalue()
+    assert f"decider v{reckless.version}" in table
+    assert "fails the gate: wrong_auto_send_rate" in table
+    assert PolicyVersion.objects.get(pk=reckless.pk).status == "candidate"  # writes nothing
+
+
+def test_a_cycle_is_due_only_once_enough_decisions_came_in(run_ticket, alice):
+    from orchestration.services.learning_cycle import cycle_due, decisions_since_last_cycle
+    from orchestration.tasks import learn_if_due_task
+
+    ask_a_person_always()
+    settings = learning_settings()
+    settings.decisions_per_cycle = 2
+    settings.save()
+    while decisions_since_last_cycle() < 1:  # one ticket in five is held out, by its id
+        decide_task(task_id=open_task(run_ticket()).pk, actor=alice, action="approve")
+
+    assert not cycle_due() and learn_if_due_task() is None
+    assert not LearningCycle.objects.exists()
+    settings.decisions_per_cycle = 1
+    settings.save()
+    assert cycle_due()
