@@ -8,7 +8,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/switchboard
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: install run test lint bench bench-gate clean
+.PHONY: install run test lint bench bench-gate bench-learning clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ bench: install
 
 bench-gate: install
 	$(BIN)/python -m tests.bench.gate_bench $(BENCH_ARGS)
+
+bench-learning: install
+	$(BIN)/python -m tests.bench.learning_bench $(BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
