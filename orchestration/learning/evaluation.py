@@ -10,7 +10,7 @@ for evaluation and never learned from."""
 import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import QuerySet
 from django.db.models.functions import Mod
@@ -19,8 +19,11 @@ from sklearn.metrics import accuracy_score, f1_score
 from orchestration import dataset
 from orchestration.agents.base import TicketView
 from orchestration.engine.states import DecisionOutcome
-from orchestration.learning.active import using
+from orchestration.learning.active import LEARNED_AGENTS, current_version, using
 from orchestration.models import Decision, PolicyVersion, Workflow
+
+if TYPE_CHECKING:
+    from orchestration.services.replay import AgentMemo
 
 # A draft this similar to the text a person approved would not have needed an edit.
 EDIT_SIMILARITY = 0.9
@@ -127,14 +130,18 @@ def play(
     scenarios: Iterable[Scenario],
     workflow: Workflow,
     versions: Mapping[str, PolicyVersion | None],
+    memo: "AgentMemo | None" = None,
 ) -> list[Played]:
-    """Each scenario replayed through ``workflow`` with ``versions`` in place."""
+    """Each scenario replayed through ``workflow`` with ``versions`` in place. Plays that
+    share a ``memo`` run an agent again only where its version or its input differs."""
     from orchestration.services.replay import replay_ticket
 
     played = []
     with using(versions):
+        if memo is not None:
+            memo.versions = {a: getattr(current_version(a), "pk", None) for a in LEARNED_AGENTS}
         for scenario in scenarios:
-            steps, _ = replay_ticket(ticket=scenario.ticket, workflow=workflow)
+            steps, _ = replay_ticket(ticket=scenario.ticket, workflow=workflow, memo=memo)
             outputs = {s.agent: s.replayed or {} for s in steps if s.agent}
             triage = outputs.get("triage", {})
             played.append(

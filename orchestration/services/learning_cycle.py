@@ -38,6 +38,7 @@ from orchestration.services.learning import (
     promote_version,
     store_version,
 )
+from orchestration.services.replay import AgentMemo
 from orchestration.services.workflows import support_desk_version
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,8 @@ def _learn(cycle: LearningCycle) -> tuple[dict[str, Any], Decision | None]:
     LearningCycle.objects.filter(pk=cycle.pk).update(decisions=len(decisions))
     workflow = support_desk_version()
     library = evaluation.scenario_library()
-    baseline_scores = evaluation.score(evaluation.play(library, workflow, {}))
+    memo = AgentMemo()  # the agents a candidate does not change run once per scenario
+    baseline_scores = evaluation.score(evaluation.play(library, workflow, {}, memo))
     summary: dict[str, Any] = {"baseline": baseline_scores, "agents": {}}
     allowed_wrong = 1 - settings.target_precision
     # The gatekeeper first: its thresholds say what people accept unchanged, and the next
@@ -128,7 +130,7 @@ def _learn(cycle: LearningCycle) -> tuple[dict[str, Any], Decision | None]:
             baseline=baseline,
             cycle=cycle,
         )
-        scores = evaluation.score(evaluation.play(library, workflow, {agent: candidate}))
+        scores = evaluation.score(evaluation.play(library, workflow, {agent: candidate}, memo))
         verdict = evaluation.gate(scores, baseline_scores, allowed_wrong=allowed_wrong)
         judged = _judge(candidate, scores, baseline_scores, verdict)
         outcome = {"candidate": candidate.version, **judged}

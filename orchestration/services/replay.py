@@ -7,6 +7,7 @@ any other is not executed), and a person's recorded decision is reused where the
 reaches the same node at the same place. The result sets each new output beside the
 original. Evaluations of candidate agent versions are built on this."""
 
+import json
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -118,11 +119,14 @@ def replay_run(
     return _ended(replay, run, actor, ending)
 
 
-def replay_ticket(*, ticket: TicketView, workflow: Workflow) -> tuple[list[ReplayedStep], str]:
+def replay_ticket(
+    *, ticket: TicketView, workflow: Workflow, memo: "AgentMemo | None" = None
+) -> tuple[list[ReplayedStep], str]:
     """Run ``workflow`` on a ticket from its start, as a dry run, until it would wait for a
     person or ends: the agents' outputs and why it stopped. Nothing is written; the
     evaluation of learned versions replays its scenarios this way."""
     return walk(
+        memo=memo,
         workflow=workflow,
         ticket=ticket,
         run_id=0,  # no run: tool calls' keys match no recorded call
@@ -142,6 +146,7 @@ def walk(
     node_name: str | None,
     sequence: int,
     originals: dict[int, Step],
+    memo: "AgentMemo | None" = None,
 ) -> tuple[list[ReplayedStep], str]:
     """The dry-run walk a replay makes from ``node_name``: each agent runs on the state it
     would have had, a person's recorded output is reused where the walk reaches the same
@@ -169,7 +174,10 @@ def walk(
                     config=workflow.config,
                 )
                 try:
-                    output = get_agent(node.agent or "")(context).output
+                    if memo is not None:
+                        output = memo.output(node.agent or "", context)
+                    else:
+                        output = get_agent(node.agent or "")(context).output
                 except Exception as exc:
                     steps.append(
                         ReplayedStep(
@@ -196,6 +204,33 @@ def walk(
                 return steps, str(exc)
             sequence += 1
     return steps, "the workflow ended"
+
+
+class AgentMemo:
+    """Agents' outputs kept across dry runs: an agent given the same ticket, the same state
+    and the same learned version (``versions``, set per replay) gives the same output, so an
+    evaluation that replays the same scenarios with one agent's version changed runs only
+    that agent, and the agents after it whose input it changed, again."""
+
+    def __init__(self) -> None:
+        self._outputs: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self.versions: dict[str, int | None] = {}
+        self.hits = 0
+
+    def output(self, agent: str, context: AgentContext) -> dict[str, Any]:
+        key = (
+            agent,
+            self.versions.get(agent),
+            context.ticket,
+            json.dumps(context.state, sort_keys=True, default=str),
+            json.dumps(context.config, sort_keys=True, default=str),
+        )
+        found = self._outputs.get(key)
+        if found is None:
+            found = self._outputs[key] = get_agent(agent)(context).output
+        else:
+            self.hits += 1
+        return found
 
 
 def _ended(replay: Replay, run: Run, actor: AbstractBaseUser | None, ending: str) -> Replay:

@@ -293,3 +293,29 @@ def test_a_cycle_is_due_only_once_enough_decisions_came_in(run_ticket, alice):
     settings.decisions_per_cycle = 1
     settings.save()
     assert cycle_due()
+
+
+def test_plays_that_share_a_memo_score_as_plays_that_run_every_agent(support_desk):
+    from orchestration.learning import evaluation
+    from orchestration.services.replay import AgentMemo
+    from orchestration.services.workflows import support_desk_version
+
+    library, workflow, memo = (
+        evaluation.scenario_library()[:12],
+        support_desk_version(),
+        AgentMemo(),
+    )
+    reckless = thresholds_version({"how_to": 0.0, "billing": 0.0}, status="candidate")
+    with_memo = [
+        evaluation.play(library, workflow, {}, memo),
+        evaluation.play(library, workflow, {"decider": reckless}, memo),
+    ]
+    without = [
+        evaluation.play(library, workflow, {}),
+        evaluation.play(library, workflow, {"decider": reckless}),
+    ]
+
+    assert with_memo == without
+    assert [p.route for p in with_memo[0]] != [p.route for p in with_memo[1]]
+    # The second play ran only the decider again: triage, research and drafter were kept.
+    assert memo.hits == 3 * len(library)

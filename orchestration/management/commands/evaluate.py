@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from orchestration.learning import evaluation
 from orchestration.models import PolicyVersion
 from orchestration.services.learning import learning_settings
+from orchestration.services.replay import AgentMemo
 from orchestration.services.workflows import support_desk_version
 
 
@@ -29,12 +30,13 @@ class Command(BaseCommand):
                 raise CommandError(f"No version has id {options['candidate']}.")
         workflow = support_desk_version()
         library = evaluation.scenario_library()
-        active = evaluation.score(evaluation.play(library, workflow, {}))
+        memo = AgentMemo()
+        active = evaluation.score(evaluation.play(library, workflow, {}, memo))
         report: dict[str, Any] = {"active": active}
         verdict = None
         if candidate is not None:
             scores = evaluation.score(
-                evaluation.play(library, workflow, {candidate.agent: candidate})
+                evaluation.play(library, workflow, {candidate.agent: candidate}, memo)
             )
             allowed = 1 - learning_settings().target_precision
             verdict = evaluation.gate(scores, active, allowed_wrong=allowed)
