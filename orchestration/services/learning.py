@@ -4,9 +4,11 @@ version, an exemplar or the settings goes through a function here and is audited
 
 import hashlib
 import logging
+import threading
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Max
@@ -99,9 +101,25 @@ def request_learning_cycle(*, actor: AbstractBaseUser) -> None:
         object_type="learning_settings",
         object_id=learning_settings().pk,
     )
-    transaction.on_commit(
-        lambda: learn_task.delay(trigger=LearningCycle.Trigger.CONSOLE, actor_id=actor.pk)
-    )
+    if settings.REDIS_URL:
+        transaction.on_commit(
+            lambda: learn_task.delay(trigger=LearningCycle.Trigger.CONSOLE, actor_id=actor.pk)
+        )
+    else:  # the embedded default has no worker: a thread, so the page does not wait for it
+        transaction.on_commit(lambda: threading.Thread(target=_learn_here, args=(actor,)).start())
+
+
+def _learn_here(actor: AbstractBaseUser) -> None:
+    from django.db import connection
+
+    from orchestration.services.learning_cycle import run_learning_cycle
+
+    try:
+        run_learning_cycle(trigger=LearningCycle.Trigger.CONSOLE, actor=actor)
+    except Exception:  # recorded on the cycle as failed
+        log.exception("learning cycle asked for in the console failed")
+    finally:
+        connection.close()
 
 
 # Versions -----------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from orchestration.services.learning import (
     learning_settings,
     promote_version,
     reactivate,
+    request_learning_cycle,
     retire_exemplar,
     roll_back,
     store_version,
@@ -319,3 +320,26 @@ def test_plays_that_share_a_memo_score_as_plays_that_run_every_agent(support_des
     assert [p.route for p in with_memo[0]] != [p.route for p in with_memo[1]]
     # The second play ran only the decider again: triage, research and drafter were kept.
     assert memo.hits == 3 * len(library)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_without_a_worker_learn_now_runs_beside_the_request_not_in_it(
+    support_desk, bob, settings, django_capture_on_commit_callbacks
+):
+    import threading
+    import time
+
+    settings.REDIS_URL = ""  # the embedded default: no broker, no worker
+    before = threading.active_count()
+    with django_capture_on_commit_callbacks(execute=True):
+        request_learning_cycle(actor=bob)
+    assert threading.active_count() == before + 1  # the request returns while it learns
+
+    deadline = time.monotonic() + 120
+    while not LearningCycle.objects.filter(status="finished").exists():
+        assert time.monotonic() < deadline, "the cycle did not finish"
+        time.sleep(0.2)
+    cycle = LearningCycle.objects.get()
+    assert (cycle.trigger, cycle.requested_by) == ("console", bob)
+    while threading.active_count() > before:  # its connection closed before the flush
+        time.sleep(0.05)
