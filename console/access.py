@@ -32,6 +32,8 @@ class Capability(StrEnum):
     INGEST = "ingest"
     # The tool catalogue, grants, MCP servers and policy violations, read-only.
     VIEW_TOOLS = "view_tools"
+    # The learned versions, their evaluations, the learner's settings and exemplars, read-only.
+    VIEW_LEARNING = "view_learning"
     ADMINISTER = "administer"
 
 
@@ -44,6 +46,7 @@ CAPABILITIES: dict[Role, frozenset[Capability]] = {
             Capability.VIEW_RUNS,
             Capability.VIEW_AUDIT,
             Capability.VIEW_TOOLS,
+            Capability.VIEW_LEARNING,
         }
     ),
     Role.INTEGRATION: frozenset({Capability.INGEST}),

@@ -12,5 +12,6 @@ def console_roles(request: HttpRequest) -> dict[str, object]:
         "can_view_runs": can(user, Capability.VIEW_RUNS),
         "can_view_audit": can(user, Capability.VIEW_AUDIT),
         "can_view_tools": can(user, Capability.VIEW_TOOLS),
+        "can_view_learning": can(user, Capability.VIEW_LEARNING),
         "can_administer": can(user, Capability.ADMINISTER),
     }

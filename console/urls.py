@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView
 
 from console.access import admin_site_permission
 from console.api import tickets as api_tickets
-from console.views import approvals, audit, grants, home, runs, tools
+from console.views import approvals, audit, grants, home, learning, runs, tools
 
 admin.site.has_permission = admin_site_permission
 admin.site.site_header = "Switchboard administration"
@@ -48,6 +48,7 @@ urlpatterns = [
     path("audit/", audit.audit_list, name="audit"),
     path("tools/", include((tools.urlpatterns, "tools"))),
     path("grants/", include((grants.urlpatterns, "grants"))),
+    path("learning/", include((learning.urlpatterns, "learning"))),
     path("api/v1/", include(api_patterns)),
     path("django-admin/", admin.site.urls),
 ]

@@ -11,7 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import F, Max
 from django.utils import timezone
 
 from orchestration.engine.states import DecisionOutcome
@@ -185,28 +185,32 @@ def promote_version(*, version_id: int, actor: AbstractBaseUser | None) -> Polic
     return version
 
 
-def roll_back(*, agent: str, actor: AbstractBaseUser) -> PolicyVersion | None:
-    """Retire ``agent``'s active version and make the one promoted before it active again;
-    returns that one (None: the drafter and decider then run without a learned version)."""
+def rollback_target(version: PolicyVersion) -> PolicyVersion | None:
+    """The version a rollback of ``version`` makes active again: the one that was active
+    before it (the last switched on of the retired ones; only an active one is retired)."""
+    return (
+        PolicyVersion.objects.filter(agent=version.agent, status=PolicyVersion.Status.RETIRED)
+        .exclude(pk=version.pk)
+        .defer("artifact")
+        .order_by(F("promoted_at").desc(nulls_last=True), "-version")
+        .first()
+    )
+
+
+def roll_back(*, version_id: int, actor: AbstractBaseUser) -> PolicyVersion | None:
+    """Retire the active version ``version_id`` (the one the admin saw: if another became
+    active since, nothing changes) and make the one active before it active again; returns
+    that one (None: the drafter and decider then run without a learned version)."""
     with transaction.atomic():
-        active = (
-            PolicyVersion.objects.select_for_update()
-            .filter(agent=agent, status=PolicyVersion.Status.ACTIVE)
-            .first()
-        )
-        if active is None:
-            raise LearningError(f"No {agent} version is active.")
-        previous = (
-            PolicyVersion.objects.select_for_update()
-            .filter(agent=agent, status=PolicyVersion.Status.RETIRED)
-            .filter(version__lt=active.version)
-            .order_by("-version")
-            .first()
-        )
+        active = _locked(version_id)
+        agent = active.agent
+        if active.status != PolicyVersion.Status.ACTIVE:
+            raise LearningError(f"{active} is not active; nothing was rolled back.")
+        previous = rollback_target(active)
         if previous is None and agent == TRIAGE:
             raise LearningError("The triage classifier has no earlier version to go back to.")
         if previous is not None:
-            _activate(previous, actor=actor, action="policy.rolled_back")
+            _activate(_locked(previous.pk), actor=actor, action="policy.rolled_back")
             return previous
         PolicyVersion.objects.filter(pk=active.pk).update(status=PolicyVersion.Status.RETIRED)
         record_event(

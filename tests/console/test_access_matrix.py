@@ -10,8 +10,14 @@ from django.test import Client
 from django.urls import resolve
 
 from orchestration.engine.states import TaskStatus
-from orchestration.models import Decision, HumanTask, Reply
+from orchestration.models import AuditEvent, Decision, HumanTask, Reply
 from tests.conftest import client_for
+from tests.console.test_learning_screens import (
+    VALID_SETTINGS,
+    decided,
+    exemplar_of,
+    learning_desk,
+)
 from tests.orchestration.test_runs import SECURITY
 
 
@@ -28,6 +34,8 @@ class Expect:
     shows: str = ""
     # For the cancel POST: whether the run ends up cancelled.
     cancelled: bool = False
+    # For the learning screens' POSTs: whether the change is made (and audited).
+    learns: bool = False
 
 
 SHOWN = Expect(200)
@@ -52,6 +60,15 @@ NOT_FAILED = Expect(302, location="/runs/{run}/")
 # still waiting is refused with a message.
 NOT_FINISHED = Expect(302, location="/runs/{run}/")
 
+# The learning switches send the admin back to the page that shows what changed.
+PROMOTES = Expect(302, location="/learning/versions/{version}/", learns=True)
+ROLLS_BACK = Expect(302, location="/learning/versions/{previous}/", learns=True)
+REACTIVATES = Expect(302, location="/learning/versions/{previous}/", learns=True)
+SAVES = Expect(302, location="/learning/", learns=True)
+LEARNS = Expect(302, location="/learning/", learns=True)
+RETIRE_FORM = Expect(200, shows="never used again")
+RETIRES = Expect(302, location="/learning/exemplars/", learns=True)
+
 PERSONAS = ("anonymous", "alice", "bob", "carol", "dave", "ivan")
 
 # fmt: off
@@ -71,14 +88,52 @@ MATRIX: dict[str, tuple[Expect, ...]] = {
     "run":          (LOGIN,       SHOWN,       SHOWN,   SHOWN,       DENIED,      DENIED),
     "audit":        (LOGIN,       DENIED,      SHOWN,   SHOWN,       DENIED,      DENIED),
     "django-admin": (ADMIN_LOGIN, ADMIN_LOGIN, SHOWN,   ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN),
+    "learning":     (LOGIN,       DENIED,      SHOWN,   SHOWN,       DENIED,      DENIED),
+    "learning_version": (LOGIN,   DENIED,      SHOWN,   SHOWN,       DENIED,      DENIED),
+    "learning_exemplars": (LOGIN, DENIED,      SHOWN,   SHOWN,       DENIED,      DENIED),
+    "learning_retire_form": (LOGIN, DENIED,    RETIRE_FORM, DENIED,  DENIED,      DENIED),
+    "learning_settings": (LOGIN_HOME, DENIED,  SAVES,   DENIED,      DENIED,      DENIED),
+    "learning_learn": (LOGIN_HOME, DENIED,     LEARNS,  DENIED,      DENIED,      DENIED),
+    "learning_promote": (LOGIN_HOME, DENIED,   PROMOTES, DENIED,     DENIED,      DENIED),
+    "learning_roll_back": (LOGIN_HOME, DENIED, ROLLS_BACK, DENIED,   DENIED,      DENIED),
+    "learning_reactivate": (LOGIN_HOME, DENIED, REACTIVATES, DENIED, DENIED,      DENIED),
+    "learning_retire": (LOGIN_HOME, DENIED,    RETIRES, DENIED,      DENIED,      DENIED),
 }
 # fmt: on
 
 # Screens that need an open task (and its run) to exist.
 NEEDS_TASK = {"task", "decide", "decide_tool", "resume", "cancel", "retry", "replay", "run"}
+# Learning screens that need an exemplar (made from a decided run) to exist.
+NEEDS_EXEMPLAR = {"learning_exemplars", "learning_retire_form", "learning_retire"}
+# What the learning screens' POSTs send.
+LEARNING_POSTS = {
+    "learning_settings": VALID_SETTINGS,
+    "learning_learn": {},
+    "learning_promote": {},
+    "learning_roll_back": {},
+    "learning_reactivate": {},
+    "learning_retire": {"reason": "promises a refund we do not give"},
+}
 
 
-def _path(screen: str, task: HumanTask | None) -> str:
+def _learning(request, screen: str) -> dict[str, int]:
+    """The learned versions (and an exemplar) the learning screens act on, by id."""
+    exemplar = None
+    if screen in NEEDS_EXEMPLAR:
+        run = request.getfixturevalue("run_ticket")(**SECURITY)
+        bob = request.getfixturevalue("bob")
+        exemplar = exemplar_of(decided(run, bob))
+    desk = learning_desk()
+    return {
+        "version": desk.passing.pk,
+        "active": desk.active.pk,
+        "previous": desk.previous.pk,
+        "exemplar": exemplar.pk if exemplar else 0,
+    }
+
+
+def _path(screen: str, task: HumanTask | None, learned: dict[str, int] | None = None) -> str:
+    ids = learned or {}
     return {
         "home": lambda: "/",
         "queue": lambda: "/approvals/",
@@ -93,6 +148,16 @@ def _path(screen: str, task: HumanTask | None) -> str:
         "run": lambda: f"/runs/{task.run_id}/",
         "audit": lambda: "/audit/",
         "django-admin": lambda: "/django-admin/",
+        "learning": lambda: "/learning/",
+        "learning_version": lambda: f"/learning/versions/{ids['version']}/",
+        "learning_exemplars": lambda: "/learning/exemplars/",
+        "learning_retire_form": lambda: f"/learning/exemplars/{ids['exemplar']}/retire/",
+        "learning_settings": lambda: "/learning/settings/",
+        "learning_learn": lambda: "/learning/learn/",
+        "learning_promote": lambda: f"/learning/versions/{ids['version']}/promote/",
+        "learning_roll_back": lambda: f"/learning/versions/{ids['active']}/roll-back/",
+        "learning_reactivate": lambda: f"/learning/versions/{ids['previous']}/reactivate/",
+        "learning_retire": lambda: f"/learning/exemplars/{ids['exemplar']}/retire/",
     }[screen]()
 
 
@@ -117,8 +182,9 @@ def test_each_persona_meets_what_the_role_matrix_says(
     if screen in NEEDS_TASK:
         run = request.getfixturevalue("run_ticket")(**SECURITY)
         task = HumanTask.objects.get(run=run)
+    learned = _learning(request, screen) if screen.startswith("learning") else {}
     client = _client_as(request, persona)
-    path = _path(screen, task)
+    path = _path(screen, task, learned)
     if screen in SCREEN_URL_NAMES:
         assert resolve(path).view_name == SCREEN_URL_NAMES[screen]
 
@@ -133,6 +199,8 @@ def test_each_persona_meets_what_the_role_matrix_says(
         response = client.post(path, {"reason": "handled by phone"})
     elif screen == "replay":
         response = client.post(path, {"from_step": 1})
+    elif screen in LEARNING_POSTS:
+        response = client.post(path, LEARNING_POSTS[screen])
     else:
         response = client.get(path)
 
@@ -141,13 +209,19 @@ def test_each_persona_meets_what_the_role_matrix_says(
     )
     if expected.location:
         assert response["Location"] == expected.location.format(
-            path=path, task=task.pk if task else "", run=task.run_id if task else ""
+            path=path, task=task.pk if task else "", run=task.run_id if task else "", **learned
         )
     if expected.shows:
         assert expected.shows in response.content.decode()
     if task is not None and expected.status != 200:
         # Nobody turned away from a task learns what the customer wrote.
         assert SECURITY["subject"] not in response.content.decode()
+    if screen in NEEDS_EXEMPLAR and expected.status != 200:
+        # Nobody turned away from the exemplars reads what a customer wrote.
+        assert SECURITY["subject"] not in response.content.decode()
+    if screen in LEARNING_POSTS:
+        changed = AuditEvent.objects.filter(action__regex=r"^(policy|learning|exemplar)\.")
+        assert changed.exists() is expected.learns
     if screen in ("resume", "cancel", "retry", "replay"):
         task.run.refresh_from_db()
         assert (task.run.status == "cancelled") == expected.cancelled
@@ -178,6 +252,16 @@ SCREEN_URL_NAMES = {
     "runs": "runs:list",
     "run": "runs:detail",
     "audit": "audit",
+    "learning": "learning:overview",
+    "learning_version": "learning:version",
+    "learning_exemplars": "learning:exemplars",
+    "learning_retire_form": "learning:retire",
+    "learning_settings": "learning:settings",
+    "learning_learn": "learning:learn",
+    "learning_promote": "learning:promote",
+    "learning_roll_back": "learning:roll_back",
+    "learning_reactivate": "learning:reactivate",
+    "learning_retire": "learning:retire",
 }
 
 
@@ -204,9 +288,9 @@ def test_every_console_screen_has_a_row_in_the_matrix():
 @pytest.mark.parametrize(
     ("persona", "links", "hidden"),
     [
-        ("alice", ["/approvals/", "/runs/"], ["/audit/", "/django-admin/"]),
-        ("bob", ["/approvals/", "/runs/", "/audit/", "/django-admin/"], []),
-        ("carol", ["/approvals/", "/runs/", "/audit/"], ["/django-admin/"]),
+        ("alice", ["/approvals/", "/runs/"], ["/audit/", "/learning/", "/django-admin/"]),
+        ("bob", ["/approvals/", "/runs/", "/audit/", "/learning/", "/django-admin/"], []),
+        ("carol", ["/approvals/", "/runs/", "/audit/", "/learning/"], ["/django-admin/"]),
     ],
 )
 def test_the_navigation_offers_only_the_screens_the_role_may_open(

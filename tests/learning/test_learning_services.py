@@ -196,30 +196,33 @@ def test_only_a_candidate_that_passed_against_the_version_in_use_is_promoted_and
     with pytest.raises(LearningError, match="another version"):
         promote_version(version_id=stale.pk, actor=bob)  # judged against the old one
 
-    assert roll_back(agent="triage", actor=bob).pk == first.pk
+    assert roll_back(version_id=passed.pk, actor=bob).pk == first.pk
     assert PolicyVersion.objects.get(agent="triage", status="active").pk == first.pk
-    with pytest.raises(LearningError, match="no earlier version"):
-        roll_back(agent="triage", actor=bob)
+    with pytest.raises(LearningError, match="not active"):
+        roll_back(version_id=passed.pk, actor=bob)  # the admin saw an older page
     reactivate(version_id=passed.pk, actor=bob)
     assert PolicyVersion.objects.get(agent="triage", status="active").pk == passed.pk
     with pytest.raises(LearningError, match="never active"):
         reactivate(version_id=failed.pk, actor=bob)
+    # A rollback goes back to the version active before, not to the lower number.
+    reactivate(version_id=first.pk, actor=bob)
+    assert roll_back(version_id=first.pk, actor=bob).pk == passed.pk
     actions = list(
         AuditEvent.objects.filter(object_type="policy", actor=bob)
         .order_by("pk")
         .values_list("action", flat=True)
     )
-    assert actions == ["policy.promoted", "policy.rolled_back", "policy.rolled_back"]
+    assert actions == ["policy.promoted"] + ["policy.rolled_back"] * 4
     assert verify_chain().intact
 
 
 def test_rolling_back_the_only_decider_version_brings_back_the_workflows_thresholds(bob):
     learned = ask_a_person_always()
-    assert roll_back(agent="decider", actor=bob) is None
+    assert roll_back(version_id=learned.pk, actor=bob) is None
     learned.refresh_from_db()
     assert learned.status == "retired"
-    with pytest.raises(LearningError, match="No decider version is active"):
-        roll_back(agent="decider", actor=bob)
+    with pytest.raises(LearningError, match="not active"):
+        roll_back(version_id=learned.pk, actor=bob)
 
 
 def test_the_learners_settings_refuse_nonsense_and_record_each_change(bob):
