@@ -3,6 +3,7 @@
 import re
 
 from orchestration.agents.base import AgentContext, AgentResult, timed_span
+from orchestration.learning.active import house_edits
 from orchestration.learning.exemplars import Match, closest
 from orchestration.models import KnowledgeArticle
 from orchestration.providers import CompletionRequest, get_provider
@@ -82,9 +83,9 @@ def run(ctx: AgentContext) -> AgentResult:
             "customer_name": ctx.ticket.customer_name,
             "category": category,
             "articles": articles,
+            "house_edits": sorted(house_edits()),
             "exemplar": (
                 {
-                    "draft": exemplar.draft,
                     "reply": exemplar.reply,
                     "subject": exemplar.ticket_subject,
                 }

@@ -73,6 +73,14 @@ def exemplar_ids() -> frozenset[int] | None:
     return frozenset(artifact(version, json_artifact(EXEMPLARS_FORMAT))["exemplars"])
 
 
+def house_edits() -> frozenset[str]:
+    """The house-style edits the drafter version in use carries over (learning.house_style)."""
+    version = current_version(DRAFTER)
+    if version is None:
+        return frozenset()
+    return frozenset(artifact(version, json_artifact(EXEMPLARS_FORMAT)).get("house_edits", []))
+
+
 def learned_thresholds() -> dict[str, float | None] | None:
     """The decider's learned thresholds per category (None: ask a person), or None while no
     decider version is in use (the workflow's configured thresholds apply)."""

@@ -5,7 +5,6 @@ like; an edited one more so (they put work into it). The learner keeps the best 
 category; the drafter picks the one whose ticket is most like the one at hand, if any is
 like it enough, and hands it to the model provider as an example."""
 
-import difflib
 import math
 import re
 from collections import Counter
@@ -64,63 +63,6 @@ def closest(category: str, ticket_text: str) -> Match | None:
         return None
     score, _, pk, draft, reply, subject = best
     return Match(pk, draft, reply, subject, round(score, 4))
-
-
-# Two lines this alike are one line a person changed (for this ticket), not new material.
-_SAME_LINE = 0.6
-
-
-def carry_edits(before: str, after: str, draft: str) -> str:
-    """``draft`` with the edits a person made to another draft (``before`` to ``after``)
-    made to it too, where they fit: a block of lines they replaced or deleted is replaced
-    wherever ``draft`` has it word for word; lines they added go in at the same place,
-    counted from the start or from the end, whichever is nearer. Lines they changed that
-    were about the other ticket (its subject, its customer) are not found and not carried:
-    what carries over is the desk's house style, its standard openings and sign-offs."""
-    old, new, target = before.split("\n"), after.split("\n"), draft.split("\n")
-    edits: list[tuple[int, int, list[str]]] = []  # (start, end) in target -> lines
-    matcher = difflib.SequenceMatcher(a=old, b=new, autojunk=False)
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        if tag == "equal":
-            continue
-        # Lines changed in place at either end of the block belong to that ticket.
-        while i1 < i2 and j1 < j2 and _alike(old[i2 - 1], new[j2 - 1]):
-            edits.extend(_in_place(old[i2 - 1], new[j2 - 1], target))
-            i2, j2 = i2 - 1, j2 - 1
-        while i1 < i2 and j1 < j2 and _alike(old[i1], new[j1]):
-            edits.extend(_in_place(old[i1], new[j1], target))
-            i1, j1 = i1 + 1, j1 + 1
-        if i1 < i2:
-            at = _find(old[i1:i2], target) if any(x.strip() for x in old[i1:i2]) else None
-            if at is not None:
-                edits.append((at, at + i2 - i1, new[j1:j2]))
-        elif j1 < j2:
-            at = i1 if i1 <= len(old) - i1 else len(target) - (len(old) - i1)
-            if 0 <= at <= len(target):
-                edits.append((at, at, new[j1:j2]))
-    result, taken = list(target), len(target) + 1
-    for start, end, lines in sorted(edits, key=lambda e: (e[0], e[1]), reverse=True):
-        if end > taken:  # overlaps an edit already made
-            continue
-        result[start:end] = lines
-        taken = start
-    return "\n".join(result)
-
-
-def _alike(a: str, b: str) -> bool:
-    return bool(a.strip()) and difflib.SequenceMatcher(a=a, b=b).ratio() >= _SAME_LINE
-
-
-def _in_place(old_line: str, new_line: str, target: list[str]) -> list[tuple[int, int, list[str]]]:
-    at = _find([old_line], target)
-    return [] if at is None else [(at, at + 1, [new_line])]
-
-
-def _find(block: list[str], target: list[str]) -> int | None:
-    for at in range(len(target) - len(block) + 1):
-        if target[at : at + len(block)] == block:
-            return at
-    return None
 
 
 def select(candidates: list[tuple[int, str, float]]) -> list[int]:

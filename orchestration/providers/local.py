@@ -30,20 +30,13 @@ def _steps(body: str) -> list[str]:
     return [m.group(1).strip() for line in body.splitlines() if (m := _STEP.match(line))]
 
 
-def follow_exemplar(context: dict, stock: str) -> str:
-    """This ticket's own reply with the edits a person made to a similar ticket's draft
-    made to it too (learning.exemplars.carry_edits): the desk's style, this ticket's facts."""
-    from orchestration.learning.exemplars import carry_edits
-
-    exemplar = context["exemplar"]
-    return carry_edits(exemplar.get("draft", ""), exemplar["reply"], stock)
-
-
 def compose_reply(context: dict) -> str:
+    """The reply from the articles, in the house style the drafter version in use learned
+    from people's edits (learning.house_style), if any."""
+    from orchestration.learning.house_style import in_house_style
+
     stock = stock_reply(context)
-    if (context.get("exemplar") or {}).get("draft"):
-        return follow_exemplar(context, stock)
-    return stock
+    return in_house_style(context.get("house_edits") or (), stock)
 
 
 def stock_reply(context: dict) -> str:

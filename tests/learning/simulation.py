@@ -65,13 +65,14 @@ def tickets(count: int, offset: int = 0) -> list[LabelledTicket]:
 
 def feed(
     labelled: list[LabelledTicket],
-    operator: User,
+    operators: User | list[User],
     captured,
     *,
     label_for=None,
 ) -> Tally:
-    """Each ticket through the desk, and its task decided by ``operator``. ``label_for``
-    gives the category the operator sets (default: the true one)."""
+    """Each ticket through the desk, and its task decided by the operators in turn.
+    ``label_for`` gives the category the operator sets (default: the true one)."""
+    team = operators if isinstance(operators, list) else [operators]
     tally = Tally()
     for n, known in enumerate(labelled):
         digest = hashlib.sha256(f"{known.external_id}:{n}".encode()).hexdigest()[:8]
@@ -106,7 +107,7 @@ def feed(
         with captured(execute=True):
             decide_task(
                 task_id=task.pk,
-                actor=operator,
+                actor=team[n % len(team)],
                 action="edit" if final.strip() != draft.strip() else "approve",
                 final_text=final,
                 reason_codes=codes,
