@@ -35,6 +35,19 @@ POLICY_FLAGS: dict[str, re.Pattern[str]] = {
 }
 
 
+NO_THRESHOLD = "no auto-send threshold is set"
+BELOW_THRESHOLD = "is below the"
+
+
+def held_by_threshold_only(reasons: list[str] | tuple[str, ...]) -> bool:
+    """Whether a draft went to a person only for its confidence (no rule sent it there):
+    the drafts whose outcomes say where a category's threshold should be."""
+    return bool(reasons) and all(
+        r.startswith(NO_THRESHOLD) or (r.startswith("confidence ") and BELOW_THRESHOLD in r)
+        for r in reasons
+    )
+
+
 @dataclass(frozen=True)
 class Route:
     route: str  # "auto_send" or "human"
@@ -61,10 +74,10 @@ def decide_route(
     threshold = config.get("auto_send_thresholds", {}).get(category)
     if threshold is None:
         if not reasons:
-            reasons.append(f"no auto-send threshold is set for {named}")
+            reasons.append(f"{NO_THRESHOLD} for {named}")
     elif confidence < threshold:
         reasons.append(
-            f"confidence {confidence:.1%} is below the {named} threshold {threshold:.0%}"
+            f"confidence {confidence:.1%} {BELOW_THRESHOLD} {named} threshold {threshold:.0%}"
         )
     if article_count == 0:
         reasons.append("no help article supports the draft")
@@ -76,12 +89,15 @@ def decide_route(
 
 def effective_config(config: Mapping[str, Any]) -> tuple[Mapping[str, Any], int | None]:
     """The workflow's config with the learned thresholds in place of its own, once a decider
-    version is in use (categories it has no threshold for ask a person); and that version."""
+    version is in use (categories it has no threshold for ask a person, and categories the
+    workflow gives no threshold never get one); and that version."""
     learned = learned_thresholds()
     if learned is None:
         return config, None
     version = current_version(AGENT)
-    thresholds = {c: t for c, t in learned.items() if t is not None}
+    # Only a category the workflow lets auto-send at all may get a learned threshold.
+    allowed = config.get("auto_send_thresholds", {})
+    thresholds = {c: t for c, t in learned.items() if t is not None and c in allowed}
     return {**config, "auto_send_thresholds": thresholds}, version.version if version else None
 
 

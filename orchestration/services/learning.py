@@ -180,6 +180,13 @@ def promote_version(*, version_id: int, actor: AbstractBaseUser | None) -> Polic
                 f"{version} was evaluated against another version than the one now active; "
                 "the next learning cycle evaluates a fresh candidate."
             )
+        for agent, evaluated in version.evaluation.get("evaluated_with", {}).items():
+            now = current_version(agent)
+            if (now.pk if now else None) != evaluated:
+                raise LearningError(
+                    f"{version} was evaluated with another {agent} version than the one now "
+                    "active; the next learning cycle evaluates a fresh candidate."
+                )
         _activate(version, actor=actor, action="policy.promoted")
     version.refresh_from_db()
     return version
@@ -317,3 +324,11 @@ def collect_exemplars(decisions: list[Decision]) -> None:
         and d.final_text
     ]
     Exemplar.objects.bulk_create(new, ignore_conflicts=True)
+    if new:
+        record_event(
+            action="exemplars.collected",
+            actor_label=LEARNER,
+            object_type="exemplar",
+            object_id="",
+            after={"count": len(new), "decisions": [e.decision_id for e in new][:1000]},
+        )

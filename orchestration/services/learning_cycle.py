@@ -16,20 +16,25 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from orchestration import dataset
+from orchestration.agents.decider import held_by_threshold_only
 from orchestration.agents.triage_model import TriageModel
 from orchestration.engine.states import DecisionOutcome
-from orchestration.learning import evaluation, exemplars, thresholds
+from orchestration.learning import evaluation, exemplars, house_style, thresholds
 from orchestration.learning.active import (
     DECIDER,
     DRAFTER,
     EXEMPLARS_FORMAT,
+    LEARNED_AGENTS,
     THRESHOLDS_FORMAT,
     TRIAGE,
     current_version,
     exemplar_ids,
     learned_thresholds,
 )
-from orchestration.models import Decision, Exemplar, LearningCycle, PolicyVersion
+from orchestration.learning.active import (
+    house_edits as house_in_use,
+)
+from orchestration.models import Decision, Exemplar, LearningCycle, PolicyVersion, Step
 from orchestration.services.learning import (
     STALE_CYCLE,
     LearningError,
@@ -46,7 +51,7 @@ log = logging.getLogger(__name__)
 
 def decisions_since_last_cycle() -> int:
     last = (
-        LearningCycle.objects.filter(status=LearningCycle.Status.FINISHED)
+        LearningCycle.objects.exclude(status=LearningCycle.Status.RUNNING)
         .exclude(last_decision=None)
         .order_by("-pk")
         .values_list("last_decision_id", flat=True)
@@ -72,9 +77,12 @@ def run_learning_cycle(
         summary, last = _learn(cycle)
     except Exception as exc:
         log.exception("learning cycle %s failed", cycle.pk)
+        # The decisions it read count as seen: a cycle that fails is not retried on every
+        # beat, only once as many new decisions have come in again (or when asked for).
         LearningCycle.objects.filter(pk=cycle.pk).update(
             status=LearningCycle.Status.FAILED,
             error=f"{type(exc).__name__}: {exc}"[:2000],
+            last_decision=evaluation.learnable_decisions().last(),
             finished_at=timezone.now(),
         )
         raise
@@ -104,12 +112,18 @@ def _begin(trigger: str, actor: AbstractBaseUser | None) -> LearningCycle | None
 
 def _learn(cycle: LearningCycle) -> tuple[dict[str, Any], Decision | None]:
     settings = learning_settings()
-    decisions = list(evaluation.learnable_decisions().select_related("task__run__ticket", "actor"))
+    read = list(evaluation.learnable_decisions().select_related("task__run__ticket", "actor"))
+    # A ticket of the shipped test split (the demo feeds some in) is never learned from:
+    # the gate scores accuracy on those texts.
+    decisions = [d for d in read if not evaluation.in_test_split(d.task.run.ticket)]
     LearningCycle.objects.filter(pk=cycle.pk).update(decisions=len(decisions))
     workflow = support_desk_version()
     library = evaluation.scenario_library()
+    # Every play of the cycle uses these versions, but for the candidate's own agent; a
+    # candidate is promoted only while they are still the ones in use (promote_version).
+    in_use = {agent: current_version(agent) for agent in LEARNED_AGENTS}
     memo = AgentMemo()  # the agents a candidate does not change run once per scenario
-    baseline_scores = evaluation.score(evaluation.play(library, workflow, {}, memo))
+    baseline_scores = evaluation.score(evaluation.play(library, workflow, in_use, memo))
     summary: dict[str, Any] = {"baseline": baseline_scores, "agents": {}}
     allowed_wrong = 1 - settings.target_precision
     # The gatekeeper first: its thresholds say what people accept unchanged, and the next
@@ -120,7 +134,7 @@ def _learn(cycle: LearningCycle) -> tuple[dict[str, Any], Decision | None]:
             summary["agents"][agent] = {"candidate": None, "why": made}
             continue
         blob, lineage, learned_from = made
-        baseline = current_version(agent)
+        baseline = in_use[agent]
         candidate = store_version(
             agent=agent,
             blob=blob,
@@ -130,16 +144,18 @@ def _learn(cycle: LearningCycle) -> tuple[dict[str, Any], Decision | None]:
             baseline=baseline,
             cycle=cycle,
         )
-        scores = evaluation.score(evaluation.play(library, workflow, {agent: candidate}, memo))
+        versions = {**in_use, agent: candidate}
+        scores = evaluation.score(evaluation.play(library, workflow, versions, memo))
         verdict = evaluation.gate(scores, baseline_scores, allowed_wrong=allowed_wrong)
-        judged = _judge(candidate, scores, baseline_scores, verdict)
+        judged = _judge(candidate, scores, baseline_scores, verdict, in_use)
         outcome = {"candidate": candidate.version, **judged}
         if verdict.passed and settings.promotion == settings.Promotion.AUTOMATIC:
             promote_version(version_id=candidate.pk, actor=None)
             outcome["promoted"] = True
             baseline_scores = scores  # the next candidate is judged against this
+            in_use[agent] = candidate
         summary["agents"][agent] = outcome
-    return summary, decisions[-1] if decisions else None
+    return summary, read[-1] if read else None
 
 
 def _judge(
@@ -147,11 +163,22 @@ def _judge(
     scores: dict[str, Any],
     baseline_scores: dict[str, Any],
     verdict: evaluation.Verdict,
+    in_use: dict[str, PolicyVersion | None],
 ) -> dict[str, Any]:
     from orchestration.services.audit import record_event
 
     status = PolicyVersion.Status.CANDIDATE if verdict.passed else PolicyVersion.Status.REJECTED
-    record = {**verdict.as_dict(), "failures": verdict.failures, "baseline": baseline_scores}
+    record = {
+        **verdict.as_dict(),
+        "failures": verdict.failures,
+        "baseline": baseline_scores,
+        # The other agents' versions it was played with (None: none learned).
+        "evaluated_with": {
+            agent: getattr(version, "pk", None)
+            for agent, version in in_use.items()
+            if agent != candidate.agent
+        },
+    }
     with transaction.atomic():
         PolicyVersion.objects.filter(pk=candidate.pk).update(
             metrics=scores, evaluation=record, status=status
@@ -187,7 +214,11 @@ def _triage(decisions: list[Decision], settings: Any) -> Made:
     base = int(lineage_before.get("base_examples", len(train)))
     latest: dict[int, Decision] = {}
     for decision in decisions:
-        latest[decision.task.run.ticket_id] = decision
+        # Sending a draft confirms its labels (the form shows them, preselected); a
+        # rejection says nothing of them unless the person corrected one.
+        corrected = decision.corrected_category or decision.corrected_urgency
+        if decision.outcome != DecisionOutcome.REJECTED or corrected:
+            latest[decision.task.run.ticket_id] = decision
     texts = [t.text for t in train[:base]]
     categories = [t.category for t in train[:base]]
     urgencies = [t.urgency for t in train[:base]]
@@ -214,19 +245,36 @@ def _drafter(decisions: list[Decision], settings: Any) -> Made:
     collect_exemplars(decisions)
     rows = Exemplar.objects.filter(retired_at__isnull=True).order_by("pk")
     chosen = exemplars.select(list(rows.values_list("pk", "category", "weight")))
-    in_use = exemplar_ids()
     if not chosen:
         return "no approved replies yet"
-    if in_use is not None and set(chosen) == set(in_use):
+    kept = list(
+        rows.filter(pk__in=chosen).values_list(
+            "decision_id", "draft", "reply", "decision__actor_id"
+        )
+    )
+    house = house_style.house_edits((draft, reply, person) for _, draft, reply, person in kept)
+    in_use = exemplar_ids()
+    if in_use is not None and set(chosen) == set(in_use) and set(house) == house_in_use():
         return "the exemplars in use are already these"
-    by_id = dict(rows.filter(pk__in=chosen).values_list("pk", "decision_id"))
-    blob = json.dumps({"format": EXEMPLARS_FORMAT, "exemplars": chosen}).encode()
-    lineage = {"exemplars": len(chosen), "decisions": len(by_id)}
-    return blob, lineage, sorted(by_id.values())
+    blob = json.dumps(
+        {"format": EXEMPLARS_FORMAT, "exemplars": chosen, "house_edits": house}
+    ).encode()
+    lineage = {"exemplars": len(chosen), "decisions": len(kept), "house_edits": len(house)}
+    return blob, lineage, sorted(decision for decision, *_ in kept)
 
 
 def _decider(decisions: list[Decision], settings: Any) -> Made:
     """D: each category's threshold from the record of reviewed drafts."""
+    # The evidence: drafts that went to a person only for their confidence. A draft a rule
+    # sent there (a policy flag, critical urgency, no article) says nothing of where the
+    # threshold of its category should be.
+    routes = dict(
+        Step.objects.filter(
+            run_id__in=[d.task.run_id for d in decisions], node="decide", output__isnull=False
+        )
+        .order_by("run_id", "sequence")
+        .values_list("run_id", "output")
+    )
     reviewed = [
         thresholds.Outcome(
             category=d.task.category,
@@ -234,9 +282,10 @@ def _decider(decisions: list[Decision], settings: Any) -> Made:
             unchanged=d.outcome == DecisionOutcome.APPROVED,
         )
         for d in decisions
+        if held_by_threshold_only((routes.get(d.task.run_id) or {}).get("reasons", []))
     ]
     if not reviewed:
-        return "no reviewed drafts yet"
+        return "no drafts went to a person for their confidence alone yet"
     table = thresholds.calibrate(
         reviewed, target=settings.target_precision, min_evidence=settings.min_evidence
     )

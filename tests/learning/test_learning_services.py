@@ -11,7 +11,7 @@ from django.core.management import call_command
 
 from orchestration.engine.states import TaskStatus
 from orchestration.learning.active import EXEMPLARS_FORMAT, THRESHOLDS_FORMAT
-from orchestration.learning.exemplars import carry_edits
+from orchestration.learning.house_style import edits_of, house_edits, in_house_style
 from orchestration.learning.shadow import shadow
 from orchestration.models import (
     AuditEvent,
@@ -72,31 +72,40 @@ def open_task(run) -> HumanTask:
     return HumanTask.objects.get(run=run, status=TaskStatus.OPEN)
 
 
-def test_a_persons_house_style_carries_over_to_another_tickets_draft_but_not_their_facts():
-    theirs = stock_reply(
-        {"subject": "Logo?", "customer_name": "Mia", "category": "how_to", "articles": INVOICES}
-    )
-    approved = house_reply(theirs, "how_to").replace("Settings > Branding", "Settings > Brand")
-    ours = stock_reply(
-        {
-            "subject": "CSV export",
-            "customer_name": "Omar",
-            "category": "how_to",
-            "articles": EXPORTS,
-        }
+def reply_to(subject, name, articles=INVOICES):
+    return stock_reply(
+        {"subject": subject, "customer_name": name, "category": "how_to", "articles": articles}
     )
 
-    carried = carry_edits(theirs, approved, ours)
+
+def test_the_edits_people_make_again_and_again_carry_over_and_one_customers_details_do_not():
+    mia = reply_to("Logo?", "Mia")
+    personal = "I have also refunded 30 EUR to your card ending 4242, Mia."
+    approved = house_reply(mia, "how_to").replace("Settings > Branding", "Settings > Brand")
+    approved = approved.replace(HOUSE_OPENING, f"{HOUSE_OPENING}\n{personal}")
+    others = [reply_to(f"Logo {n}", name) for n, name in enumerate(["Ann", "Ben", "Cem"])]
+    sam, kim = 1, 2
+    replies = [(mia, approved, sam)] + [
+        (draft, house_reply(draft, "how_to"), person)
+        for draft, person in zip(others, [sam, kim, kim], strict=True)
+    ]
+    house = house_edits(replies)
+    ours = reply_to("CSV export", "Omar", EXPORTS)
+
+    carried = in_house_style(house, ours)
 
     assert carried.startswith("Hi Omar,") and 'about "CSV export"' in carried
     assert HOUSE_OPENING in carried and carried.endswith(HOUSE_CLOSING)
     assert "Any report can be exported as CSV." in carried and "[export-csv]" in carried
-    # Their ticket's facts (and the person's fix to them) stay with their ticket.
-    assert "Branding" not in carried and "Brand" not in carried and "Mia" not in carried
+    # Mia's refund, her name and the fix to her article stay with her ticket.
+    assert "4242" not in carried and "Mia" not in carried and "Brand" not in carried
     assert carried == house_reply(ours, "how_to")
+    # One person alone, however often, does not make the house style.
+    assert not house_edits([(d, house_reply(d, "how_to"), sam) for d in others])
+    assert in_house_style((), ours) == ours
 
 
-def test_the_drafter_follows_an_exemplar_of_the_version_in_use_until_it_is_retired(
+def test_the_drafter_writes_in_its_versions_house_style_and_offers_exemplars_till_retired(
     run_ticket, alice, bob
 ):
     ask_a_person_always()
@@ -109,7 +118,11 @@ def test_the_drafter_follows_an_exemplar_of_the_version_in_use_until_it_is_retir
     collect_exemplars([decision])
     exemplar = Exemplar.objects.get(decision=decision)
     assert exemplar.weight == 2.0 and exemplar.draft == draft  # edited: weighs more
-    blob = json.dumps({"format": EXEMPLARS_FORMAT, "exemplars": [exemplar.pk]}).encode()
+    # The version's house style: this person's edits (a learned one needs them to recur).
+    house = [e.signature for e in edits_of(draft, decision.final_text)]
+    blob = json.dumps(
+        {"format": EXEMPLARS_FORMAT, "exemplars": [exemplar.pk], "house_edits": house}
+    ).encode()
     store_version(
         agent="drafter", blob=blob, metrics={}, lineage={}, status=PolicyVersion.Status.ACTIVE
     )
@@ -130,8 +143,9 @@ def test_the_drafter_follows_an_exemplar_of_the_version_in_use_until_it_is_retir
         retire_exemplar(exemplar_id=exemplar.pk, actor=bob, reason="  ")
     retire_exemplar(exemplar_id=exemplar.pk, actor=bob, reason="outdated sign-off")
     third = run_ticket(customer_name="Lena Vogel", customer_email="lena@example.com")
-    assert HOUSE_OPENING not in open_task(third).proposal["draft"]
+    # No longer an example; the house style stays with the version until the next one.
     assert "exemplar" not in third.steps.get(node="draft").output
+    assert HOUSE_OPENING in open_task(third).proposal["draft"]
     retired = AuditEvent.objects.get(action="exemplar.retired", object_id=str(exemplar.pk))
     assert retired.actor == bob and retired.after["reason"] == "outdated sign-off"
     with pytest.raises(LearningError, match="already retired"):
@@ -346,3 +360,20 @@ def test_without_a_worker_learn_now_runs_beside_the_request_not_in_it(
     assert (cycle.trigger, cycle.requested_by) == ("console", bob)
     while threading.active_count() > before:  # its connection closed before the flush
         time.sleep(0.05)
+
+
+def test_a_learned_threshold_never_lets_a_category_auto_send_that_the_workflow_does_not():
+    from orchestration.agents.decider import effective_config, held_by_threshold_only
+    from orchestration.learning.active import using
+
+    learned = thresholds_version({"billing": 0.6, "how_to": 0.5, "bug": None}, status="candidate")
+    with using({"decider": learned}):
+        config, version = effective_config({"auto_send_thresholds": {"billing": 0.8, "bug": 0.9}})
+
+    assert config["auto_send_thresholds"] == {"billing": 0.6} and version == learned.version
+    # Only drafts held for their confidence alone are evidence for a threshold.
+    assert held_by_threshold_only(["confidence 61.0% is below the billing threshold 80%"])
+    assert not held_by_threshold_only(
+        ["confidence 61.0% is below the billing threshold 80%", "policy flag: legal threat"]
+    )
+    assert not held_by_threshold_only([])
