@@ -6,7 +6,8 @@ Needs PostgreSQL on loopback (BENCH_DATABASE_URL overrides); creates and migrate
 database. The first time, it writes ``--decisions`` learnable decisions there: synthetic
 tickets made by mixing sentences of the shipped training tickets of one category and
 urgency, each through a run, a review step and an approval task to a person's decision
-(a fifth of them with a corrected category, a third edited, a tenth rejected), plus the
+(a fifth of them with a corrected category, a third edited, a tenth rejected; most held
+for their confidence alone, some by a rule), plus the
 held-out ones the learner never reads. It then times, per round, each candidate the learner
 makes in a cycle, exactly as the cycle makes it: A, the triage classifier retrained on its
 base examples plus the decisions' labels (reading the decisions included); C, the exemplars
@@ -79,15 +80,36 @@ def ensure_decisions(wanted: int) -> int:
         runs = Run.objects.bulk_create(
             Run(workflow=workflow, ticket=t, status=RunStatus.SUCCEEDED) for t in tickets
         )
+        guesses = [c if rng.random() > 0.2 else rng.choice(categories) for _, _, c, _ in rows]
+        confidences = [round(rng.uniform(0.3, 1.0), 3) for _ in rows]
+        # The decider's step: most drafts held for their confidence alone, some by a rule.
+        Step.objects.bulk_create(
+            Step(
+                run=r,
+                sequence=4,
+                node="decide",
+                kind="agent",
+                agent="decider",
+                status=StepStatus.SUCCEEDED,
+                output={
+                    "route": "human",
+                    "reasons": [
+                        f"confidence {confidence:.1%} is below the {guess} threshold 99%"
+                        if rng.random() > 0.15
+                        else "policy flag: money requested"
+                    ],
+                },
+            )
+            for r, guess, confidence in zip(runs, guesses, confidences, strict=True)
+        )
         steps = Step.objects.bulk_create(
             Step(run=r, sequence=5, node="review", kind="human", status=StepStatus.SUCCEEDED)
             for r in runs
         )
         tasks = []
-        guesses = []
-        for step, (_, _, category, urgency) in zip(steps, rows, strict=True):
-            guess = category if rng.random() > 0.2 else rng.choice(categories)
-            guesses.append(guess)
+        for step, guess, confidence, (_, _, _, urgency) in zip(
+            steps, guesses, confidences, rows, strict=True
+        ):
             tasks.append(
                 HumanTask(
                     run_id=step.run_id,
@@ -98,7 +120,7 @@ def ensure_decisions(wanted: int) -> int:
                     category=guess,
                     urgency=urgency,
                     urgency_rank=URGENCY_RANK[urgency],
-                    confidence=round(rng.uniform(0.3, 1.0), 3),
+                    confidence=confidence,
                 )
             )
         tasks = HumanTask.objects.bulk_create(tasks)
