@@ -20,7 +20,7 @@ install: $(BIN)/.installed
 
 run: install
 	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py setup_demo
+	$(BIN)/python manage.py setup_demo --url http://$(HOST):$(PORT)/
 	$(BIN)/daphne -b $(HOST) -p $(PORT) console.asgi:application
 
 test: install

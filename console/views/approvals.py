@@ -36,6 +36,10 @@ class QueueFilter(forms.Form):
     urgency = forms.ChoiceField(choices=[("", "All urgencies"), *Urgency.choices], required=False)
 
 
+# What Enter on a chip or a checkbox posts (the form's first button): nothing is decided.
+HOLD = "hold"
+
+
 class DecisionForm(forms.Form):
     action = forms.ChoiceField(choices=[(a, a) for a in ("approve", "edit", "reject", "escalate")])
     final_text = forms.CharField(required=False, strip=False)
@@ -304,6 +308,9 @@ def task_decide(request: HttpRequest, task_id: int) -> HttpResponse:
     # Whatever happens, the operator's edited text comes back to them: nothing typed is lost.
     typed = request.POST.get("final_text")
     queue = _queue_filters(QueryDict(request.POST.get("queue", "")))
+    if request.POST.get("action") == HOLD:
+        messages.info(request, "Nothing was sent: Enter does not decide. Choose a button below.")
+        return _render_task(request, task, form, draft=typed, queue=queue)
     if not form.is_valid():
         shown = [name for name in FIELDS_WITH_ERRORS_SHOWN if name in form.errors]
         if not shown or set(form.errors) - set(shown):

@@ -50,14 +50,16 @@ class SettingsForm(forms.Form):
         label="Target precision (%)",
         help_text="The decider auto-sends a category only where people approved at least this "
         "share of its drafts unchanged (the lower confidence bound).",
-        widget=forms.NumberInput(attrs={"step": "0.1"}),
+        widget=forms.NumberInput(attrs={"step": "0.1", "min": "50", "max": "99.9"}),
     )
     min_evidence = forms.IntegerField(
         label="Minimum evidence",
         help_text="Decisions a category needs before it may auto-send.",
+        widget=forms.NumberInput(attrs={"min": "1"}),
     )
     decisions_per_cycle = forms.IntegerField(
         label="Decisions per cycle",
+        widget=forms.NumberInput(attrs={"min": "1"}),
         help_text="A learning cycle starts after this many new decisions (and on the schedule).",
     )
 
@@ -182,7 +184,7 @@ def settings_save(request: HttpRequest) -> HttpResponse:
     nothing is saved."""
     form = SettingsForm(request.POST)
     if not form.is_valid():
-        return _overview(request, form=form, status=400)
+        return _overview(request, form=_flagged(form), status=400)
     data = form.cleaned_data
     try:
         update_learning_settings(
@@ -193,10 +195,20 @@ def settings_save(request: HttpRequest) -> HttpResponse:
             decisions_per_cycle=data["decisions_per_cycle"],
         )
     except LearningError as problem:
-        form.add_error(None, str(problem))
-        return _overview(request, form=form, status=400)
+        form.add_error(problem.field if problem.field in form.fields else None, str(problem))
+        return _overview(request, form=_flagged(form), status=400)
     messages.success(request, "The learner's settings are saved; the next cycle uses them.")
     return redirect("learning:overview")
+
+
+def _flagged(form: SettingsForm) -> SettingsForm:
+    """The refused fields marked invalid, the first one focused: the admin lands on it."""
+    for position, name in enumerate(n for n in form.fields if n in form.errors):
+        attrs = form.fields[name].widget.attrs
+        attrs["aria-invalid"] = "true"
+        if position == 0:
+            attrs["autofocus"] = True
+    return form
 
 
 @require_POST

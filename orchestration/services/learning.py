@@ -37,7 +37,12 @@ STALE_CYCLE = timedelta(hours=1)
 
 
 class LearningError(Exception):
-    """A learning action that cannot be done; the message is meant for the admin."""
+    """A learning action that cannot be done; the message is meant for the admin, and
+    ``field`` names the setting it is about, if one."""
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 # Settings ---------------------------------------------------------------------------------
@@ -58,11 +63,17 @@ def update_learning_settings(
     workflow: str = support_desk.NAME,
 ) -> LearningSettings:
     if promotion not in LearningSettings.Promotion.values:
-        raise LearningError(f"Promotion must be one of {', '.join(LearningSettings.Promotion)}.")
+        raise LearningError(
+            f"Promotion must be one of {', '.join(LearningSettings.Promotion)}.", "promotion"
+        )
     if not 0.5 <= target_precision < 1:
-        raise LearningError("The target precision must be at least 50% and below 100%.")
-    if min_evidence < 1 or decisions_per_cycle < 1:
-        raise LearningError("Evidence and decisions per cycle must be at least 1.")
+        raise LearningError(
+            "The target precision must be at least 50% and below 100%.", "target_precision"
+        )
+    if min_evidence < 1:
+        raise LearningError("A category needs at least 1 decision as evidence.", "min_evidence")
+    if decisions_per_cycle < 1:
+        raise LearningError("A cycle needs at least 1 new decision.", "decisions_per_cycle")
     with transaction.atomic():
         row = LearningSettings.objects.select_for_update().get(pk=learning_settings(workflow).pk)
         before = _settings_dict(row)

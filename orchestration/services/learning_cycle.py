@@ -124,7 +124,12 @@ def _learn(cycle: LearningCycle) -> tuple[dict[str, Any], Decision | None]:
     in_use = {agent: current_version(agent) for agent in LEARNED_AGENTS}
     memo = AgentMemo()  # the agents a candidate does not change run once per scenario
     baseline_scores = evaluation.score(evaluation.play(library, workflow, in_use, memo))
-    summary: dict[str, Any] = {"baseline": baseline_scores, "agents": {}}
+    summary: dict[str, Any] = {
+        "baseline": baseline_scores,
+        "agents": {},
+        # Decisions on tickets of the shipped test split (the demo's incoming tickets).
+        "left_out_test_split": len(read) - len(decisions),
+    }
     allowed_wrong = 1 - settings.target_precision
     # The gatekeeper first: its thresholds say what people accept unchanged, and the next
     # candidates are judged by what would be sent unseen under them.

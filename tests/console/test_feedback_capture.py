@@ -177,6 +177,36 @@ def test_escalating_without_a_note_is_refused_and_nothing_is_lost(
     assert HumanTask.objects.get().status == TaskStatus.OPEN
 
 
+def test_enter_on_a_chip_decides_nothing_and_keeps_what_was_chosen(
+    waiting_task, alice, django_capture_on_commit_callbacks
+):
+    page = client_for(alice).get(f"/approvals/{waiting_task.pk}/").content.decode()
+    # The form's first button, the one a browser presses for Enter on a chip or a checkbox.
+    first = re.search(r'<form method="post" action="[^"]*decide/".*?<button([^>]*)>', page, re.S)
+    assert first and 'value="hold"' in first.group(1) and "disabled" not in first.group(1)
+    typed = "Dear customer,\nwe are on it."
+
+    response = post_decision(
+        client_for(alice),
+        waiting_task,
+        django_capture_on_commit_callbacks,
+        action="hold",
+        final_text=typed,
+        reason_codes=["tone"],
+        corrected_category="billing",
+        corrected_urgency="high",
+    )
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Nothing was sent" in " ".join(messages_on(page))
+    assert textarea(page, "final_text").replace("\r\n", "\n") == typed
+    assert chosen(page, "reason_codes") == ["tone"]
+    assert chosen(page, "corrected_category") == ["billing"]
+    assert not Decision.objects.exists() and not Reply.objects.exists()
+    assert HumanTask.objects.get().status == TaskStatus.OPEN
+
+
 def test_escalating_with_a_note_hands_the_task_on_to_the_queue(
     waiting_task, alice, bob, django_capture_on_commit_callbacks
 ):

@@ -269,18 +269,22 @@ def test_recent_cycles_say_what_each_proposed_and_why_not(desk, carol):
         decisions=57,
         finished_at=timezone.now(),
         summary={
+            "left_out_test_split": 12,
             "agents": {
                 "decider": {"candidate": 4, "passed": False, "failures": ["edit_rate"]},
                 "triage": {"candidate": None, "why": "no new decisions since version 1"},
                 "drafter": {"candidate": None, "why": f"no approved replies {SCRIPT}"},
-            }
+            },
         },
     )
     PolicyVersion.objects.filter(pk=desk.rejected.pk).update(cycle=cycle)
     LearningCycle.objects.create(trigger="schedule", status="failed", error=f"boom {SCRIPT}")
     page = client_for(carol).get("/learning/").content.decode()
     failed, finished = table_rows(page, "cycles")
-    assert finished["cells"][1:5] == ["console by carol", "finished", finished["cells"][3], "57"]
+    assert finished["cells"][1:4] == ["console by carol", "finished", finished["cells"][3]]
+    # The decisions it read, and why those on the test split's tickets were not.
+    assert finished["cells"][4].startswith("57")
+    assert "12 left out: their tickets are in the evaluation's test split" in finished["cells"][4]
     assert "decider: v4 rejected (worse edit rate) (now rejected)" in finished["cells"][5]
     assert "triage: no candidate: no new decisions since version 1" in finished["cells"][5]
     assert f"/learning/versions/{desk.rejected.pk}/" in finished["links"]
@@ -320,7 +324,8 @@ def test_an_admin_changes_the_learners_settings(db, bob):
     [
         ({"target_precision": "120"}, "The target precision must be at least 50% and below 100%."),
         ({"target_precision": "40"}, "The target precision must be at least 50% and below 100%."),
-        ({"min_evidence": "0"}, "Evidence and decisions per cycle must be at least 1."),
+        ({"min_evidence": "0"}, "A category needs at least 1 decision as evidence."),
+        ({"decisions_per_cycle": "0"}, "A cycle needs at least 1 new decision."),
         ({"decisions_per_cycle": "many"}, "Enter a whole number."),
         ({"promotion": "sometimes"}, "Select a valid choice. sometimes is not one of the"),
     ],
@@ -331,8 +336,13 @@ def test_settings_that_do_not_hold_are_refused_shown_and_not_saved(db, bob, chan
     assert response.status_code == 400
     page = html.unescape(response.content.decode())
     assert error in page
+    # The error stands beside its field, which is marked invalid and focused.
+    ((name, typed),) = change.items()
+    if name != "promotion":
+        assert f'<p class="field-error" id="id_{name}_error">{error}' in page
+        field = re.search(rf'<input[^>]*name="{name}"[^>]*>', page).group(0)
+        assert 'aria-invalid="true"' in field and "autofocus" in field
     # The form keeps what was typed.
-    typed = next(iter(change.values()))
     assert f'value="{typed}"' in page or typed == "sometimes"
     after = LearningSettings.objects.get(pk=before.pk)
     assert (after.promotion, after.target_precision, after.min_evidence) == (

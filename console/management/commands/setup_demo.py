@@ -32,6 +32,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
         parser.add_argument("--tickets", type=int, default=40, help="incoming demo tickets")
+        parser.add_argument(
+            "--url", default="http://127.0.0.1:8000/", help="where the console will be served"
+        )
 
     def handle(self, *args: object, **options: object) -> None:
         created, updated = upsert_articles(rows=dataset.articles())
@@ -72,7 +75,7 @@ class Command(BaseCommand):
         self.stdout.write(f"demo tickets: {len(fresh)} ingested now")
         for row in outcomes:
             self.stdout.write(f"  runs {row['status']:<14} {row['outcome'] or '':<10} {row['n']}")
-        self.stdout.write("\nSign in at http://127.0.0.1:8000/ as:")
+        self.stdout.write(f"\nSign in at {options['url']} as:")
         for username, role, password in credentials:
             self.stdout.write(f"  {role:<12} {username:<9} password: {password}")
         token = Token.objects.get(user__username="intake")
