@@ -377,3 +377,23 @@ def test_a_learned_threshold_never_lets_a_category_auto_send_that_the_workflow_d
         ["confidence 61.0% is below the billing threshold 80%", "policy flag: legal threat"]
     )
     assert not held_by_threshold_only([])
+
+
+def test_a_candidate_is_not_promoted_once_a_version_it_was_played_with_has_changed(
+    support_desk, triage_artifact, bob
+):
+    first = PolicyVersion.objects.get(agent="triage", status="active")
+    candidate = PolicyVersion.objects.create(
+        agent="triage",
+        version=2,
+        artifact=triage_artifact,
+        artifact_sha256=hashlib.sha256(triage_artifact).hexdigest(),
+        baseline=first,
+        # Scored with no learned decider; one is switched on before the admin's click.
+        evaluation={"passed": True, "failures": [], "evaluated_with": {"decider": None}},
+    )
+    ask_a_person_always()
+
+    with pytest.raises(LearningError, match="another decider version"):
+        promote_version(version_id=candidate.pk, actor=bob)
+    assert PolicyVersion.objects.get(agent="triage", status="active").pk == first.pk
