@@ -21,6 +21,16 @@ class TicketView:
     def text(self) -> str:
         return f"{self.subject}\n{self.body}"
 
+    @classmethod
+    def of(cls, ticket: Any) -> "TicketView":
+        """What the agents see of a stored ticket."""
+        return cls(
+            id=ticket.pk,
+            subject=ticket.subject,
+            body=ticket.body,
+            customer_name=ticket.customer_name,
+        )
+
 
 @dataclass(frozen=True)
 class AgentContext:

@@ -123,12 +123,7 @@ def scenario_library() -> list[Scenario]:
         scenarios.append(
             Scenario(
                 key=f"decision:{decision.pk}",
-                ticket=TicketView(
-                    id=ticket.pk,
-                    subject=ticket.subject,
-                    body=ticket.body,
-                    customer_name=ticket.customer_name,
-                ),
+                ticket=TicketView.of(ticket),
                 category=decision.category,
                 urgency=decision.urgency,
                 outcome=decision.outcome,

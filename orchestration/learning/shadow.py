@@ -10,6 +10,7 @@ the decider's pure rule are evaluated. A drafter candidate changes drafts, not r
 
 from dataclasses import dataclass, field
 
+from orchestration.agents.base import TicketView
 from orchestration.agents.decider import decide_route, effective_config
 from orchestration.agents.triage_model import TriageModel
 from orchestration.engine.states import DecisionOutcome, StepStatus, TaskKind
@@ -75,7 +76,7 @@ def shadow(version: PolicyVersion, window: int = DEFAULT_WINDOW) -> Shadow:
         .select_related("run__ticket")
         .order_by("-id")[:window]
     )
-    texts = [_text(s) for s in steps]
+    texts = [TicketView.of(s.run.ticket).text for s in steps]
     outcomes = _person_outcomes([s.run_id for s in steps])
     predictions = None
     if version.agent == TRIAGE:
@@ -123,11 +124,6 @@ def shadow(version: PolicyVersion, window: int = DEFAULT_WINDOW) -> Shadow:
                 )
             )
     return Shadow(version=version, considered=len(steps), flipped=flipped)
-
-
-def _text(step: Step) -> str:
-    """The ticket's text as the agents read it (agents.base.TicketView.text)."""
-    return f"{step.run.ticket.subject}\n{step.run.ticket.body}"
 
 
 def _person_outcomes(run_ids: list[int]) -> dict[int, tuple[str, bool]]:

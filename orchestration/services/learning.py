@@ -14,6 +14,7 @@ from django.db import transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
+from orchestration.agents.base import TicketView
 from orchestration.engine.states import DecisionOutcome
 from orchestration.learning import exemplars
 from orchestration.learning.active import (
@@ -324,7 +325,7 @@ def collect_exemplars(decisions: list[Decision]) -> None:
         Exemplar(
             decision=d,
             category=d.category,
-            ticket_text=f"{d.task.run.ticket.subject}\n{d.task.run.ticket.body}",
+            ticket_text=TicketView.of(d.task.run.ticket).text,
             draft=str(d.task.proposal.get("draft", "")),
             reply=d.final_text,
             weight=exemplars.EDITED_WEIGHT if d.outcome == DecisionOutcome.EDITED else 1.0,

@@ -16,6 +16,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from orchestration import dataset
+from orchestration.agents.base import TicketView
 from orchestration.agents.decider import held_by_threshold_only
 from orchestration.agents.triage_model import TriageModel
 from orchestration.engine.states import DecisionOutcome
@@ -35,7 +36,9 @@ from orchestration.learning.active import (
     house_edits as house_in_use,
 )
 from orchestration.models import Decision, Exemplar, LearningCycle, PolicyVersion, Step
+from orchestration.services.audit import record_event
 from orchestration.services.learning import (
+    LEARNER,
     STALE_CYCLE,
     LearningError,
     collect_exemplars,
@@ -170,8 +173,6 @@ def _judge(
     verdict: evaluation.Verdict,
     in_use: dict[str, PolicyVersion | None],
 ) -> dict[str, Any]:
-    from orchestration.services.audit import record_event
-
     status = PolicyVersion.Status.CANDIDATE if verdict.passed else PolicyVersion.Status.REJECTED
     record = {
         **verdict.as_dict(),
@@ -190,7 +191,7 @@ def _judge(
         )
         record_event(
             action="policy.evaluated",
-            actor_label="agent:learner",
+            actor_label=LEARNER,
             object_type="policy",
             object_id=candidate.pk,
             after={
@@ -229,7 +230,7 @@ def _triage(decisions: list[Decision], settings: Any) -> Made:
     urgencies = [t.urgency for t in train[:base]]
     for decision in latest.values():
         ticket = decision.task.run.ticket
-        texts.append(f"{ticket.subject}\n{ticket.body}")
+        texts.append(TicketView.of(ticket).text)
         categories.append(decision.category)
         urgencies.append(decision.urgency)
     model = TriageModel.train(texts, categories, urgencies)

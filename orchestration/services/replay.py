@@ -99,12 +99,7 @@ def replay_run(
         for seq, s in originals.items()
         if seq < from_sequence and s.output is not None
     }
-    ticket = TicketView(
-        id=run.ticket.pk,
-        subject=run.ticket.subject,
-        body=run.ticket.body,
-        customer_name=run.ticket.customer_name,
-    )
+    ticket = TicketView.of(run.ticket)
     replay = Replay(run_id=run.pk, from_sequence=from_sequence, workflow_version=workflow.version)
     steps, ending = walk(
         workflow=workflow,

@@ -118,12 +118,7 @@ def run_claimed_step(step: Step, *, claim_next: bool) -> Step | None:
     context = AgentContext(
         run_id=run.pk,
         step_sequence=step.sequence,
-        ticket=TicketView(
-            id=run.ticket.pk,
-            subject=run.ticket.subject,
-            body=run.ticket.body,
-            customer_name=run.ticket.customer_name,
-        ),
+        ticket=TicketView.of(run.ticket),
         state=run.state,
         config=run.workflow.config,
     )
