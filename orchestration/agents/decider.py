@@ -91,10 +91,10 @@ def effective_config(config: Mapping[str, Any]) -> tuple[Mapping[str, Any], int 
     """The workflow's config with the learned thresholds in place of its own, once a decider
     version is in use (categories it has no threshold for ask a person, and categories the
     workflow gives no threshold never get one); and that version."""
-    learned = learned_thresholds()
+    version = current_version(AGENT)
+    learned = learned_thresholds(version)
     if learned is None:
         return config, None
-    version = current_version(AGENT)
     # Only a category the workflow lets auto-send at all may get a learned threshold.
     allowed = config.get("auto_send_thresholds", {})
     thresholds = {c: t for c, t in learned.items() if t is not None and c in allowed}

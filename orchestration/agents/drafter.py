@@ -3,7 +3,7 @@
 import re
 
 from orchestration.agents.base import AgentContext, AgentResult, timed_span
-from orchestration.learning.active import house_edits
+from orchestration.learning.active import DRAFTER, current_version, exemplar_ids, house_edits
 from orchestration.learning.exemplars import Match, closest
 from orchestration.models import KnowledgeArticle
 from orchestration.providers import CompletionRequest, get_provider
@@ -74,7 +74,8 @@ def run(ctx: AgentContext) -> AgentResult:
     ]
     provider = get_provider()
     category = ctx.state.get("triage", {}).get("category", "")
-    exemplar = closest(category, ctx.ticket.text)
+    version = current_version(DRAFTER)  # one read for the exemplars and the house style
+    exemplar = closest(exemplar_ids(version), category, ctx.ticket.text)
     request = CompletionRequest(
         task="draft_reply",
         messages=_messages(ctx, articles, exemplar),
@@ -83,7 +84,7 @@ def run(ctx: AgentContext) -> AgentResult:
             "customer_name": ctx.ticket.customer_name,
             "category": category,
             "articles": articles,
-            "house_edits": sorted(house_edits()),
+            "house_edits": sorted(house_edits(version)),
             "exemplar": (
                 {
                     "reply": exemplar.reply,

@@ -65,26 +65,23 @@ def json_artifact(expected_format: str) -> Any:
     return load
 
 
-def exemplar_ids() -> frozenset[int] | None:
-    """The exemplars the drafter may follow, or None while no drafter version is in use."""
-    version = current_version(DRAFTER)
+def exemplar_ids(version: PolicyVersion | None) -> frozenset[int] | None:
+    """The exemplars a drafter version holds, or None for no version."""
     if version is None:
         return None
     return frozenset(artifact(version, json_artifact(EXEMPLARS_FORMAT))["exemplars"])
 
 
-def house_edits() -> frozenset[str]:
-    """The house-style edits the drafter version in use carries over (learning.house_style)."""
-    version = current_version(DRAFTER)
+def house_edits(version: PolicyVersion | None) -> frozenset[str]:
+    """The house-style edits a drafter version carries over (learning.house_style)."""
     if version is None:
         return frozenset()
     return frozenset(artifact(version, json_artifact(EXEMPLARS_FORMAT)).get("house_edits", []))
 
 
-def learned_thresholds() -> dict[str, float | None] | None:
-    """The decider's learned thresholds per category (None: ask a person), or None while no
-    decider version is in use (the workflow's configured thresholds apply)."""
-    version = current_version(DECIDER)
+def learned_thresholds(version: PolicyVersion | None) -> dict[str, float | None] | None:
+    """A decider version's learned thresholds per category (None: ask a person), or None for
+    no version (the workflow's configured thresholds apply)."""
     if version is None:
         return None
     thresholds: dict[str, float | None] = artifact(version, json_artifact(THRESHOLDS_FORMAT))[

@@ -10,7 +10,6 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from orchestration.learning.active import exemplar_ids
 from orchestration.models import Exemplar
 
 # Edited replies weigh this much against replies approved as drafted.
@@ -45,9 +44,9 @@ def cosine(a: Counter[str], b: Counter[str]) -> float:
     return dot / norms
 
 
-def closest(category: str, ticket_text: str) -> Match | None:
-    """The exemplar in use most like this ticket, if one is alike enough."""
-    ids = exemplar_ids()
+def closest(ids: frozenset[int] | None, category: str, ticket_text: str) -> Match | None:
+    """Of the exemplars ``ids`` (a drafter version's), the one most like this ticket, if one
+    is alike enough."""
     if not ids or not category:
         return None
     rows = Exemplar.objects.filter(

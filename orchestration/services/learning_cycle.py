@@ -30,10 +30,8 @@ from orchestration.learning.active import (
     TRIAGE,
     current_version,
     exemplar_ids,
+    house_edits,
     learned_thresholds,
-)
-from orchestration.learning.active import (
-    house_edits as house_in_use,
 )
 from orchestration.models import Decision, Exemplar, LearningCycle, PolicyVersion, Step
 from orchestration.services.audit import record_event
@@ -259,8 +257,9 @@ def _drafter(decisions: list[Decision], settings: Any) -> Made:
         )
     )
     house = house_style.house_edits((draft, reply, person) for _, draft, reply, person in kept)
-    in_use = exemplar_ids()
-    if in_use is not None and set(chosen) == set(in_use) and set(house) == house_in_use():
+    version = current_version(DRAFTER)
+    in_use = exemplar_ids(version)
+    if in_use is not None and set(chosen) == set(in_use) and set(house) == house_edits(version):
         return "the exemplars in use are already these"
     blob = json.dumps(
         {"format": EXEMPLARS_FORMAT, "exemplars": chosen, "house_edits": house}
@@ -296,7 +295,7 @@ def _decider(decisions: list[Decision], settings: Any) -> Made:
         reviewed, target=settings.target_precision, min_evidence=settings.min_evidence
     )
     chosen = {category: c.threshold for category, c in table.items()}
-    if learned_thresholds() == chosen:
+    if learned_thresholds(current_version(DECIDER)) == chosen:
         return "the thresholds in use are already these"
     blob = json.dumps(
         {
