@@ -98,9 +98,8 @@ def test_a_burst_of_wrong_corrections_from_one_operator_is_not_promoted(
     assert outcome["passed"] is False and "category_accuracy" in outcome["failures"]
     # Nor does she, alone, teach the drafter a house style.
     drafter = cycle.summary["agents"]["drafter"]
-    if drafter["candidate"] is not None:
-        made = PolicyVersion.objects.get(agent="drafter", version=drafter["candidate"])
-        assert made.lineage["house_edits"] == 0
+    made = PolicyVersion.objects.get(agent="drafter", version=drafter["candidate"])
+    assert made.lineage["exemplars"] > 0 and made.lineage["house_edits"] == 0
     candidate = PolicyVersion.objects.get(agent="triage", version=outcome["candidate"])
     assert candidate.status == PolicyVersion.Status.REJECTED
     checks = candidate.evaluation["checks"]["category_accuracy"]
