@@ -8,7 +8,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/switchboard
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: install run test lint bench bench-gate bench-learning clean
+.PHONY: install run test lint eval bench bench-gate bench-learning clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,14 @@ run: install
 test: install
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) SECRET_KEY=test-only-secret \
 		$(BIN)/pytest $(PYTEST_ARGS)
+
+# The agents' figures on both test splits, on a fresh embedded database with the demo's
+# models and history (var/eval/, remade each time).
+eval: install
+	rm -rf var/eval
+	SWITCHBOARD_VAR_DIR=var/eval DATABASE_URL= REDIS_URL= $(BIN)/python manage.py migrate --noinput -v 0
+	SWITCHBOARD_VAR_DIR=var/eval DATABASE_URL= REDIS_URL= $(BIN)/python manage.py setup_demo --tickets 0
+	SWITCHBOARD_VAR_DIR=var/eval DATABASE_URL= REDIS_URL= $(BIN)/python manage.py evaluate $(EVAL_ARGS)
 
 bench: install
 	$(BIN)/pip install --quiet -e '.[dev,bench]'

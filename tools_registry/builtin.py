@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 from django.conf import settings
 
-from orchestration.agents.retrieval import search_articles
+from orchestration.agents.retrieval import retrieve
 from orchestration.models import KnowledgeArticle, Ticket
 from orchestration.models.taxonomy import Category, Urgency
 from orchestration.services.refunds import CURRENCIES, issue_refund
@@ -68,23 +68,29 @@ def _send_reply(arguments: dict[str, Any], idempotency_key: str) -> dict[str, An
 
 
 def _search_knowledge_base(arguments: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
-    hits = search_articles(arguments["query"], limit=arguments.get("limit", 3))
-    categories = dict(
-        KnowledgeArticle.objects.filter(pk__in=[h.id for h in hits]).values_list("id", "category")
+    found = retrieve(arguments["query"], limit=arguments.get("limit", 3))
+    present = set(
+        KnowledgeArticle.objects.filter(pk__in=[h.id for h in found.articles]).values_list(
+            "id", flat=True
+        )
     )
     return {
         "articles": [
             {
                 "id": h.id,
-                "slug": h.ref,
+                "slug": h.slug,
                 "title": h.title,
                 "summary": h.summary,
-                "category": categories[h.id],
+                "category": h.category,
                 "score": h.score,
+                "passage": {"ref": h.passage.ref, "text": h.passage.text},
+                "lexical": h.lexical,
+                "precedent": h.precedent,
             }
-            for h in hits
-            if h.id in categories  # not deleted since the search
-        ]
+            for h in found.articles
+            if h.id in present  # not deleted since the index was built
+        ],
+        "signals": found.signals,
     }
 
 
@@ -252,8 +258,8 @@ BUILTIN_TOOLS: dict[str, BuiltinTool] = {
         BuiltinTool(
             name="search_knowledge_base",
             title="Search the help articles",
-            description="Find the help articles that best match a question, best first, "
-            "each with a relevance score between 0 and 1.",
+            description="Find the help articles that best answer a question, best first, "
+            "each with a relevance score between 0 and 1 and the passage that matches.",
             risk="read",
             input_schema=_object(
                 {
@@ -275,10 +281,25 @@ BUILTIN_TOOLS: dict[str, BuiltinTool] = {
                                 "summary": {"type": "string"},
                                 "category": {"enum": Category.values},
                                 "score": {"type": "number", "minimum": 0, "maximum": 1},
+                                # The article's passage that best matches the query.
+                                "passage": _object(
+                                    {
+                                        "ref": {"type": "string", "minLength": 1},
+                                        "text": {"type": "string"},
+                                    },
+                                    ["ref", "text"],
+                                ),
+                                "lexical": {"type": "number", "minimum": 0, "maximum": 1},
+                                "precedent": {"type": "number", "minimum": 0, "maximum": 1},
                             },
-                            ["id", "slug", "title", "summary", "category", "score"],
+                            ["id", "slug", "title", "summary", "category", "score", "passage"],
                         ),
-                    }
+                    },
+                    # How strong the best match is, for whoever judges the answer.
+                    "signals": {
+                        "type": "object",
+                        "additionalProperties": {"type": "number"},
+                    },
                 },
                 ["articles"],
             ),

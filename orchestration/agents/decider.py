@@ -1,131 +1,198 @@
 """Agent D, decider: send the draft on its own, or ask a person.
 
-The decision reads only the classifier's output, the retrieval results and fixed rules.
+Three layers, each only ever able to send a ticket *to* a person:
+1. hard rules: risky categories and urgencies, legal threats, data-protection requests,
+   money asked for, instructions to the agents (agents.instructions), a draft that cites no
+   help article;
+2. the estimate that a person would send the draft unchanged (agents.decider_model), which
+   must reach the workflow's ``autonomy.send_threshold`` for the decider to recommend
+   sending;
+3. earned autonomy: the recommendation is followed only in a category that has earned it
+   from measured evidence (services.autonomy); elsewhere a person decides, seeing that the
+   decider would have sent it (shadow mode).
+
 Nothing a customer writes can make it auto-send: text in the ticket is only ever matched
-against rules that send the ticket *to* a person."""
+against rules and models that send the ticket to a person."""
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from orchestration.agents.base import AgentContext, AgentResult
-from orchestration.learning.active import current_version, learned_thresholds
+from orchestration.agents.decider_model import DeciderModel, explain, features
+from orchestration.agents.instructions import detect
+from orchestration.engine.autonomy import AutonomyPolicy
+from orchestration.learning.active import artifact, current_version
+from orchestration.models import CategoryAutonomy
+from orchestration.workflows import support_desk
 
 AGENT = "decider"
 
 # Hard rules on the ticket text. A match always means "a person decides".
 POLICY_FLAGS: dict[str, re.Pattern[str]] = {
     "legal_threat": re.compile(
-        r"\b(lawyer|attorney|legal action|sue you|lawsuit|court|chargeback)\b", re.I
+        r"\b(lawyer|attorney|solicitor|legal action|sue you|lawsuit|court|chargeback|"
+        r"small claims|consumer protection)\b",
+        re.I,
     ),
-    "instructions_to_agent": re.compile(
-        r"(ignore (all |any |the )?(previous|prior|above) (instructions|rules)|system prompt|"
-        r"you are now|as an ai|auto-?approve|approve (this|it) (automatically|yourself)|"
-        r"developer mode|override (your|the) (rules|policy)|"
-        r"skip(ping)? (the )?(approval|review|human)|without (an? )?(approval|review|human)|"
-        r"(grant|give) (yourself|yourselves|the agents?|you) (access|permissions?|rights)|"
-        r"(change|raise|elevate|update) (your|its|their) (own )?(permissions?|access|role))",
+    # A data-protection request has legal deadlines and identity checks: a person's call.
+    "data_protection_request": re.compile(
+        r"\b(gdpr|dsgvo|rgpd|avg|data protection|data subject|right to (be forgotten|erasure|"
+        r"access)|subject access|dsar|article (15|17)|erasure request|delete all (my|our) "
+        r"(personal )?data|personal data)\b",
         re.I,
     ),
     # A request for money out of the customer's own words is a person's call to make.
     "money_requested": re.compile(
-        r"\b(refund|reimburse|compensat\w*|credit (me|us|my|our))\b", re.I
+        r"\b(refund|reimburse|compensat\w*|credit (me|us|my|our)|money back)\b", re.I
     ),
 }
+INSTRUCTIONS = "policy flag: instructions to the agents"
+SHADOW = "shadow mode"
+BELOW_SEND_THRESHOLD = "is below the send threshold"
 
 
-NO_THRESHOLD = "no auto-send threshold is set"
-BELOW_THRESHOLD = "is below the"
-
-
-def held_by_threshold_only(reasons: list[str] | tuple[str, ...]) -> bool:
-    """Whether a draft went to a person only for its confidence (no rule sent it there):
-    the drafts whose outcomes say where a category's threshold should be."""
-    return bool(reasons) and all(
-        r.startswith(NO_THRESHOLD) or (r.startswith("confidence ") and BELOW_THRESHOLD in r)
-        for r in reasons
-    )
+def held_by_estimate_only(reasons: list[str] | tuple[str, ...]) -> bool:
+    """Whether a draft went to a person only because of the decider's estimate or shadow
+    mode (no rule sent it there): the drafts whose outcomes train the estimate."""
+    return bool(reasons) and all(BELOW_SEND_THRESHOLD in r or r.startswith(SHADOW) for r in reasons)
 
 
 @dataclass(frozen=True)
 class Route:
     route: str  # "auto_send" or "human"
     reasons: tuple[str, ...]
-    threshold: float | None
+    # Whether the decider recommends sending (followed only where autonomy is earned).
+    would_send: bool = False
+    score: float | None = None
+    why: tuple[str, ...] = field(default_factory=tuple)
 
 
-def decide_route(
+def hard_rule_reasons(
     *,
     category: str,
     urgency: str,
-    confidence: float,
-    article_count: int,
     ticket_text: str,
+    instruction_hit: bool,
+    citations: list[str],
     config: Mapping[str, Any],
-) -> Route:
-    """Auto-send only when every rule allows it; list every rule that does not."""
+) -> list[str]:
+    """Every hard rule that sends this ticket to a person."""
     reasons: list[str] = []
     named = category.replace("_", " ")
     if category in config.get("always_human_categories", []):
         reasons.append(f"{named} tickets always go to a person")
     if urgency in config.get("always_human_urgencies", []):
         reasons.append(f"{urgency} urgency always goes to a person")
-    threshold = config.get("auto_send_thresholds", {}).get(category)
-    if threshold is None:
-        if not reasons:
-            reasons.append(f"{NO_THRESHOLD} for {named}")
-    elif confidence < threshold:
-        reasons.append(
-            f"confidence {confidence:.1%} {BELOW_THRESHOLD} {named} threshold {threshold:.0%}"
-        )
-    if article_count == 0:
-        reasons.append("no help article supports the draft")
+    if not citations:
+        reasons.append("the draft cites no help article")
+    if instruction_hit:
+        reasons.append(INSTRUCTIONS)
     for flag, pattern in POLICY_FLAGS.items():
         if pattern.search(ticket_text):
             reasons.append(f"policy flag: {flag.replace('_', ' ')}")
-    return Route("human" if reasons else "auto_send", tuple(reasons), threshold)
+    return reasons
 
 
-def effective_config(config: Mapping[str, Any]) -> tuple[Mapping[str, Any], int | None]:
-    """The workflow's config with the learned thresholds in place of its own, once a decider
-    version is in use (categories it has no threshold for ask a person, and categories the
-    workflow gives no threshold never get one); and that version."""
+def decide_route(
+    *,
+    hard_reasons: list[str],
+    score: float | None,
+    category: str,
+    policy: AutonomyPolicy,
+    earned: bool,
+) -> Route:
+    """Auto-send only when no hard rule applies, the estimate reaches the send threshold and
+    the category has earned autonomy; list every reason it does not."""
+    would_send = not hard_reasons and score is not None and score >= policy.send_threshold
+    reasons = list(hard_reasons)
+    named = category.replace("_", " ")
+    if score is None:
+        reasons.append("no decider model is trained, so a person decides")
+    elif score < policy.send_threshold:
+        reasons.append(
+            f"the estimate that a person sends it unchanged, {score:.0%}, "
+            f"{BELOW_SEND_THRESHOLD} of {policy.send_threshold:.0%}"
+        )
+    if would_send and not earned:
+        reasons.append(
+            f"{SHADOW}: {named} has not earned autonomy yet; the decider would have auto-sent"
+        )
+    return Route("human" if reasons else "auto_send", tuple(reasons), would_send, score)
+
+
+def active_model() -> tuple[int | None, DeciderModel | None]:
+    """The decider version in use and its model; (None, None) before one is trained, and
+    for a version of the earlier threshold format, which no longer decides."""
     version = current_version(AGENT)
-    learned = learned_thresholds(version)
-    if learned is None:
-        return config, None
-    # Only a category the workflow lets auto-send at all may get a learned threshold.
-    allowed = config.get("auto_send_thresholds", {})
-    thresholds = {c: t for c, t in learned.items() if t is not None and c in allowed}
-    return {**config, "auto_send_thresholds": thresholds}, version.version if version else None
+    if version is None:
+        return None, None
+    try:
+        return version.version, artifact(version, DeciderModel.loads)
+    except ValueError:
+        return version.version, None
 
 
 def run(ctx: AgentContext) -> AgentResult:
     triage = ctx.state.get("triage", {})
     research = ctx.state.get("research", {})
-    config, version = effective_config(ctx.config)
-    route = decide_route(
-        category=triage.get("category", ""),
+    draft = ctx.state.get("draft", {})
+    policy = AutonomyPolicy.from_config(ctx.config)
+    detection = detect(ctx.ticket.text)
+    category = triage.get("category", "")
+    row = features(
+        subject=ctx.ticket.subject,
+        text=ctx.ticket.text,
+        triage=triage,
+        research=research,
+        instruction_score=detection.score,
+    )
+    hard = hard_rule_reasons(
+        category=category,
         urgency=triage.get("urgency", ""),
-        confidence=float(triage.get("category_confidence", 0.0)),
-        article_count=len(research.get("articles", [])),
         ticket_text=ctx.ticket.text,
-        config=config,
+        instruction_hit=detection.hit,
+        citations=draft.get("citations", []),
+        config=ctx.config,
+    )
+    version, model = active_model()
+    estimate = model.estimate(row) if model is not None else None
+    route = decide_route(
+        hard_reasons=hard,
+        score=estimate.score if estimate else None,
+        category=category,
+        policy=policy,
+        earned=CategoryAutonomy.earned(category, support_desk.NAME),
     )
     return AgentResult(
         output={
             "route": route.route,
             "reasons": list(route.reasons),
-            "threshold": route.threshold,
+            "would_send": route.would_send,
+            "shadow": route.would_send and route.route == "human",
+            "score": route.score,
+            "send_threshold": policy.send_threshold,
+            "why": explain(estimate.why) if estimate else [],
+            "features": row,
+            "instructions": {
+                "score": round(detection.score, 4),
+                "hit": detection.hit,
+                "rules": list(detection.rules),
+                "flags": list(detection.flags),
+                "evidence": detection.evidence,
+            },
             "confidence": triage.get("category_confidence"),
-            "thresholds_version": version,
+            "model_version": version,
         },
         input={
-            "category": triage.get("category"),
+            "category": category,
             "urgency": triage.get("urgency"),
-            "confidence": triage.get("category_confidence"),
-            "articles": len(research.get("articles", [])),
+            "citations": draft.get("citations", []),
         },
-        attributes={"gen_ai.agent.name": AGENT},
+        attributes={
+            "gen_ai.agent.name": AGENT,
+            "switchboard.decider.score": route.score,
+            "switchboard.decider.would_send": route.would_send,
+        },
     )

@@ -1,4 +1,5 @@
-"""Agent B, research: the knowledge-base articles and resolved tickets most like this one."""
+"""Agent B, research: the help-article passages that answer the ticket, and resolved tickets
+like it (which also vote for the articles that answered them: agents.retrieval)."""
 
 from orchestration.agents.base import AgentContext, AgentResult, timed_span
 from orchestration.agents.retrieval import query_terms, search_resolved_tickets
@@ -22,7 +23,12 @@ def run(ctx: AgentContext) -> AgentResult:
         )
         articles = found["articles"]
         attributes.update(
-            {"gen_ai.tool.name": "search_knowledge_base", "retrieval.hits": len(articles)}
+            {
+                "gen_ai.tool.name": "search_knowledge_base",
+                "retrieval.hits": len(articles),
+                "retrieval.passages": [a["passage"]["ref"] for a in articles],
+                "retrieval.scores": [a["score"] for a in articles],
+            }
         )
     with timed_span(spans, "retrieval", "search resolved tickets") as attributes:
         tickets = search_resolved_tickets(text, TICKET_LIMIT, exclude_id=ctx.ticket.id)
@@ -30,14 +36,17 @@ def run(ctx: AgentContext) -> AgentResult:
     return AgentResult(
         output={
             "articles": [
-                {k: a[k] for k in ("id", "slug", "title", "summary", "score")} for a in articles
+                {k: a[k] for k in ("id", "slug", "title", "summary", "score", "passage")}
+                for a in articles
             ],
+            "signals": found.get("signals", {}),
             "similar_tickets": [
                 {
                     "id": h.id,
                     "ref": h.ref,
-                    "subject": h.title,
-                    "resolution": h.summary,
+                    "subject": h.subject,
+                    "resolution": h.resolution,
+                    "answer_slugs": list(h.answer_slugs),
                     "score": h.score,
                 }
                 for h in tickets

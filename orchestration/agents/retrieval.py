@@ -1,193 +1,331 @@
-"""Full-text retrieval over knowledge-base articles and resolved tickets.
+"""Retrieval of the help-article passages that answer a ticket, and of resolved tickets like it.
 
-On PostgreSQL this is the database's own text search (ts_rank_cd over weighted vectors); on
-SQLite, which has no equivalent built in, the same question is answered by a TF-IDF index
-held in memory and rebuilt when the corpus changes. Both return scores in [0, 1]."""
+Four signals, each from a maintained library rather than hand-written scoring:
+- BM25 over stemmed words of each passage (bm25s with the Snowball stemmer), the passage
+  carrying its article's title and tags;
+- cosine similarity over character n-grams (scikit-learn) of each passage and of the whole
+  article, which survives the typos and word forms a stemmer misses ("pasword", "recieve");
+- the answer model (agents.answer_model): which article answered tickets written like this
+  one, learned from the shipped training split, and the chance that none does;
+- precedent: the resolved tickets most like this one (BM25 over their text) vote for the
+  articles that answered them, so that the desk's own history counts too.
 
-import re
+They are fused per article with weights chosen by cross-validation on the training split
+only; the article's best-matching passage is what the drafter quotes. The same in-memory
+index serves PostgreSQL and SQLite, so the figures measured on one hold on the other; it is
+rebuilt when the articles or the resolved history change."""
+
+import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
-from functools import reduce
-from operator import or_
+from dataclasses import dataclass, field
 
-from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
-from django.db import connection
-from django.db.models import Count, Max, Value
+import bm25s
+import numpy as np
+import Stemmer
+from django.db.models import Count, Max
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
-from sklearn.metrics.pairwise import linear_kernel
 
+from orchestration.agents.answer_model import AnswerModel, shipped_model
+from orchestration.agents.passages import Passage, article_passages
 from orchestration.models import KnowledgeArticle, Ticket
 
-# A ticket is long; the terms that carry its meaning are the rarer ones. Common English words
-# are dropped before the query is built so that "I have a question" matches nothing.
-_STOPWORDS = ENGLISH_STOP_WORDS | frozenset(
-    # Words every support ticket has, which say nothing about what it is about.
-    "hi hello hey dear regards thanks thank please team support tallybook get got im ive "
-    "dont cant wont help need know like want just".split()
+# Words every support ticket has, which say nothing about what it is about.
+STOPWORDS = sorted(
+    ENGLISH_STOP_WORDS
+    | frozenset(
+        "hi hello hey dear regards thanks thank please team support tallybook get got im ive "
+        "dont cant wont help need know like want just".split()
+    )
 )
-_WORD = re.compile(r"[a-z0-9][a-z0-9'-]{2,}")
-MAX_TERMS = 24
+# How much each signal weighs in an article's score, each signal scaled so that the query's
+# best article has 1 (chosen by 5-fold cross-validation on the training split only).
+WEIGHTS = {
+    "passage_bm25": 0.25,
+    "passage_characters": 1.0,
+    "article_characters": 0.25,
+    "answer_model": 1.0,
+    "precedent": 0.25,
+}
+# Resolved tickets that vote, and how many passages are kept per query.
+PRECEDENTS = 5
+MAX_PASSAGES = 8
+
+_stemmer = Stemmer.Stemmer("english")
 
 
-@dataclass(frozen=True)
-class Hit:
-    kind: str  # "article" or "ticket"
-    id: int
-    ref: str  # article slug, or ticket external id
-    title: str
-    summary: str
-    score: float
+def _tokens(texts: Sequence[str]) -> list[list[str]]:
+    tokenized = bm25s.tokenize(
+        list(texts), stopwords=STOPWORDS, stemmer=_stemmer, return_ids=False, show_progress=False
+    )
+    return [list(t) for t in tokenized]
 
 
 def query_terms(text: str) -> list[str]:
-    seen: dict[str, None] = {}
-    for word in _WORD.findall(text.lower()):
-        word = word.strip("'-")
-        if len(word) >= 3 and word not in _STOPWORDS:
-            seen.setdefault(word, None)
-    return list(seen)[:MAX_TERMS]
+    """The stemmed terms a query is searched by, in order, each once (shown on the run page)."""
+    return list(dict.fromkeys(_tokens([text])[0]))[:40]
 
 
-def search_articles(text: str, limit: int = 3) -> list[Hit]:
-    if connection.vendor == "postgresql":
-        return _pg_articles(text, limit)
-    return _memory_index("article").search(text, limit)
+class _LexicalIndex:
+    """BM25 and character n-gram cosine over one list of documents."""
 
-
-def search_resolved_tickets(text: str, limit: int = 3, exclude_id: int | None = None) -> list[Hit]:
-    if connection.vendor == "postgresql":
-        return _pg_tickets(text, limit, exclude_id)
-    return [h for h in _memory_index("ticket").search(text, limit + 1) if h.id != exclude_id][
-        :limit
-    ]
-
-
-def _pg_query(text: str) -> SearchQuery | None:
-    terms = query_terms(text)
-    if not terms:
-        return None
-    return reduce(or_, (SearchQuery(term, config="english") for term in terms))
-
-
-def _pg_articles(text: str, limit: int) -> list[Hit]:
-    query = _pg_query(text)
-    if query is None:
-        return []
-    vector = (
-        SearchVector("title", weight="A", config="english")
-        + SearchVector("summary", weight="B", config="english")
-        + SearchVector("body", weight="C", config="english")
-    )
-    # Normalisation 32 maps the rank into [0, 1): rank / (rank + 1).
-    rows = (
-        KnowledgeArticle.objects.annotate(
-            score=SearchRank(vector, query, cover_density=True, normalization=Value(32))
+    def __init__(self, documents: Sequence[str]) -> None:
+        self.size = len(documents)
+        self.bm25 = bm25s.BM25()
+        self.bm25.index(_tokens(documents), show_progress=False)
+        self.characters = TfidfVectorizer(
+            analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, lowercase=True
         )
-        .filter(score__gt=0)
-        .order_by("-score", "id")
-        .values("id", "slug", "title", "summary", "score")[:limit]
-    )
-    return [
-        Hit("article", r["id"], r["slug"], r["title"], r["summary"], round(r["score"], 4))
-        for r in rows
-    ]
+        self.char_matrix = self.characters.fit_transform(documents)
+
+    def bm25_scores(self, text: str) -> np.ndarray:
+        terms = _tokens([text])[0]
+        if not terms:
+            return np.zeros(self.size)
+        return np.asarray(self.bm25.get_scores(terms), dtype=float)
+
+    def character_scores(self, text: str) -> np.ndarray:
+        query = self.characters.transform([text])
+        return np.asarray((self.char_matrix @ query.T).toarray()).ravel()
 
 
-def _pg_tickets(text: str, limit: int, exclude_id: int | None) -> list[Hit]:
-    query = _pg_query(text)
-    if query is None:
-        return []
-    vector = SearchVector("subject", weight="A", config="english") + SearchVector(
-        "body", "resolution", weight="C", config="english"
-    )
-    rows = (
-        Ticket.objects.filter(status=Ticket.Status.RESOLVED)
-        .exclude(resolution="")
-        .exclude(pk=exclude_id)
-        .annotate(score=SearchRank(vector, query, cover_density=True, normalization=Value(32)))
-        .filter(score__gt=0)
-        .order_by("-score", "id")
-        .values("id", "external_id", "subject", "resolution", "score")[:limit]
-    )
-    return [
-        Hit(
-            "ticket",
-            r["id"],
-            r["external_id"] or f"#{r['id']}",
-            r["subject"],
-            r["resolution"],
-            round(r["score"], 4),
-        )
-        for r in rows
-    ]
+@dataclass(frozen=True)
+class Precedent:
+    id: int
+    ref: str  # the ticket's external id, or "#<id>"
+    subject: str
+    resolution: str
+    answer_slugs: tuple[str, ...]
+    score: float  # relative to the most similar one: 1.0 for it
 
 
-class _TfidfIndex:
-    def __init__(self, kind: str, signature: tuple[object, ...], rows: Sequence[dict]) -> None:
-        self.kind = kind
+@dataclass(frozen=True)
+class PassageHit:
+    passage: Passage
+    score: float  # fused, 0 to 1
+
+
+@dataclass(frozen=True)
+class ArticleHit:
+    id: int
+    slug: str
+    title: str
+    summary: str
+    category: str
+    score: float  # fused, 0 to 1
+    passage: Passage  # the article's passage that best matches the ticket
+    lexical: float  # the best passage's BM25 score relative to the query's best
+    precedent: float  # share of the precedents' vote
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    articles: list[ArticleHit]
+    passages: list[PassageHit]
+    precedents: list[Precedent]
+    # Evidence for the decider: the raw strength of the best lexical match (BM25 of the top
+    # passage, character cosine of the top passage) and the weighted share of precedents no
+    # article answered.
+    signals: dict[str, float] = field(default_factory=dict)
+
+
+class Corpus:
+    """The articles' passages and the resolved history, indexed. Built from rows, so that
+    the same retrieval runs over the database (``corpus()``) or over a fold of the shipped
+    data (learning.decider_training)."""
+
+    def __init__(
+        self,
+        *,
+        articles: Sequence[dict],
+        history: Sequence[dict],
+        answer_model: AnswerModel | None = None,
+        signature: tuple[object, ...] = (),
+    ) -> None:
+        """``articles``: id, slug, title, summary, category, body, tags; ``history``: id,
+        external_id, subject, body, resolution, answer_slugs."""
         self.signature = signature
-        self.rows = list(rows)
-        self.vectorizer = TfidfVectorizer(
-            stop_words=sorted(_STOPWORDS), sublinear_tf=True, ngram_range=(1, 2)
+        self.answer_model = answer_model
+        self.articles = {a["id"]: a for a in articles}
+        self.passages: list[Passage] = []
+        documents = []
+        for a in articles:
+            for p in article_passages(
+                article_id=a["id"], slug=a["slug"], title=a["title"], body=a["body"]
+            ):
+                self.passages.append(p)
+                lead = f"{a['summary']}\n" if p.section == 0 else ""
+                documents.append(f"{a['title']}\n{' '.join(a['tags'])}\n{lead}{p.text}")
+        self.passage_index = _LexicalIndex(documents) if documents else None
+        self.article_order = [a["id"] for a in articles]
+        # Title twice: it is the strongest sign of what a whole article is about.
+        whole = [
+            f"{a['title']}\n{a['title']}\n{' '.join(a['tags'])}\n{a['summary']}\n{a['body']}"
+            for a in articles
+        ]
+        self.article_index = _LexicalIndex(whole) if articles else None
+        self.history = list(history)
+        self.ticket_index = (
+            _LexicalIndex([f"{t['subject']}\n{t['body']}" for t in self.history])
+            if self.history
+            else None
         )
-        documents = [r["document"] for r in self.rows] or [""]
-        self.matrix = self.vectorizer.fit_transform(documents) if self.rows else None
 
-    def search(self, text: str, limit: int) -> list[Hit]:
-        if self.matrix is None:
+    def precedents(self, text: str, limit: int, exclude_id: int | None) -> list[Precedent]:
+        if self.ticket_index is None:
             return []
-        scores = linear_kernel(self.vectorizer.transform([text]), self.matrix)[0]
-        ranked = sorted(range(len(self.rows)), key=lambda i: (-scores[i], self.rows[i]["id"]))
-        return [
-            Hit(
-                self.kind,
-                self.rows[i]["id"],
-                self.rows[i]["ref"],
-                self.rows[i]["title"],
-                self.rows[i]["summary"],
-                round(float(scores[i]), 4),
+        scores = self.ticket_index.bm25_scores(text)
+        order = np.argsort(-scores, kind="stable")
+        found: list[Precedent] = []
+        best = 0.0
+        for i in order:
+            row = self.history[int(i)]
+            if scores[i] <= 0:
+                break
+            if row["id"] == exclude_id:
+                continue
+            best = best or float(scores[i])
+            found.append(
+                Precedent(
+                    id=row["id"],
+                    ref=row["external_id"] or f"#{row['id']}",
+                    subject=row["subject"],
+                    resolution=row["resolution"],
+                    answer_slugs=tuple(row["answer_slugs"] or ()),
+                    score=round(float(scores[i]) / best, 4),
+                )
             )
-            for i in ranked[:limit]
-            if scores[i] > 0
+            if len(found) >= limit:
+                break
+        return found
+
+    def retrieve(self, text: str, limit: int, exclude_id: int | None) -> Retrieval:
+        precedents = self.precedents(text, PRECEDENTS, exclude_id)
+        if self.passage_index is None or self.article_index is None:
+            return Retrieval([], [], precedents)
+        bm25 = self.passage_index.bm25_scores(text)
+        chars = self.passage_index.character_scores(text)
+        passage_fit = _scaled(bm25) + _scaled(chars)
+        # Per article: its best passage, and each signal's value for it.
+        best: dict[int, int] = {}
+        for i in np.argsort(-passage_fit, kind="stable"):
+            best.setdefault(self.passages[int(i)].article_id, int(i))
+        ids = self.article_order
+        passage_bm25 = _scaled(np.array([bm25[best[a]] if a in best else 0.0 for a in ids]))
+        passage_chars = _scaled(np.array([chars[best[a]] if a in best else 0.0 for a in ids]))
+        article_chars = _scaled(self.article_index.character_scores(text))
+        model = self.answer_model or shipped_model()
+        guess = model.guess(text)
+        slugs = [self.articles[a]["slug"] for a in ids]
+        answer_model = _scaled(np.array([guess.articles.get(slug, 0.0) for slug in slugs]))
+        votes = _votes(precedents)
+        precedent = np.array([votes.get(slug, 0.0) for slug in slugs])
+        signals_by_name = {
+            "passage_bm25": passage_bm25,
+            "passage_characters": passage_chars,
+            "article_characters": article_chars,
+            "answer_model": answer_model,
+            "precedent": precedent,
+        }
+        fused = sum(WEIGHTS[name] * values for name, values in signals_by_name.items())
+        fused = fused / sum(WEIGHTS.values())
+        articles = []
+        for j in np.argsort(-fused, kind="stable"):
+            article_id = ids[int(j)]
+            if fused[j] <= 0 or article_id not in best:
+                continue
+            a = self.articles[article_id]
+            articles.append(
+                ArticleHit(
+                    id=article_id,
+                    slug=a["slug"],
+                    title=a["title"],
+                    summary=a["summary"],
+                    category=a["category"],
+                    score=round(float(fused[j]), 4),
+                    passage=self.passages[best[article_id]],
+                    lexical=round(float(passage_bm25[j]), 4),
+                    precedent=round(float(precedent[j]), 4),
+                )
+            )
+        order = np.argsort(-passage_fit, kind="stable")[:MAX_PASSAGES]
+        passages = [
+            PassageHit(self.passages[int(i)], round(float(passage_fit[i]) / 2, 4))
+            for i in order
+            if passage_fit[i] > 0
         ]
+        ranked = sorted(fused, reverse=True)
+        signals = {
+            "bm25_top": round(float(bm25.max()), 4),
+            "character_top": round(float(chars.max()), 4),
+            "answer_model_top": round(max(guess.articles.values(), default=0.0), 4),
+            "unanswered": round(guess.unanswered, 4),
+            "precedents_unanswered": round(_unanswered_share(precedents), 4),
+            "margin": round(float(ranked[0] - ranked[1]) if len(ranked) > 1 else 0.0, 4),
+        }
+        return Retrieval(articles[:limit], passages, precedents, signals)
 
 
-_indexes: dict[str, _TfidfIndex] = {}
+def _scaled(values: np.ndarray) -> np.ndarray:
+    """Scaled so that the best has 1 (all zeros stay zeros)."""
+    top = float(values.max()) if values.size else 0.0
+    return values / top if top > 0 else values
 
 
-def _memory_index(kind: str) -> _TfidfIndex:
-    if kind == "article":
-        queryset = KnowledgeArticle.objects.all()
-        signature = tuple(queryset.aggregate(n=Count("id"), last=Max("updated_at")).values())
-    else:
-        queryset = Ticket.objects.filter(status=Ticket.Status.RESOLVED).exclude(resolution="")
-        signature = tuple(queryset.aggregate(n=Count("id"), last=Max("id")).values())
-    index = _indexes.get(kind)
-    if index is not None and index.signature == signature:
-        return index
-    if kind == "article":
-        rows = [
-            {
-                "id": a.id,
-                "ref": a.slug,
-                "title": a.title,
-                "summary": a.summary,
-                # Title twice: it is the strongest signal of what an article is about.
-                "document": f"{a.title}\n{a.title}\n{a.summary}\n{a.body}\n{' '.join(a.tags)}",
-            }
-            for a in queryset
-        ]
-    else:
-        rows = [
-            {
-                "id": t["id"],
-                "ref": t["external_id"] or f"#{t['id']}",
-                "title": t["subject"],
-                "summary": t["resolution"],
-                "document": f"{t['subject']}\n{t['body']}\n{t['resolution']}",
-            }
-            for t in queryset.values("id", "external_id", "subject", "body", "resolution")
-        ]
-    index = _TfidfIndex(kind, signature, rows)
-    _indexes[kind] = index
-    return index
+def _votes(precedents: Sequence[Precedent]) -> dict[str, float]:
+    total = sum(p.score for p in precedents)
+    votes: dict[str, float] = {}
+    for p in precedents:
+        for slug in p.answer_slugs:
+            votes[slug] = votes.get(slug, 0.0) + p.score / total
+    return votes
+
+
+def _unanswered_share(precedents: Sequence[Precedent]) -> float:
+    total = sum(p.score for p in precedents)
+    return sum(p.score for p in precedents if not p.answer_slugs) / total if total else 0.0
+
+
+_lock = threading.Lock()
+_corpus: Corpus | None = None
+
+
+def _signature() -> tuple[object, ...]:
+    articles = KnowledgeArticle.objects.aggregate(n=Count("id"), last=Max("updated_at"))
+    history = Ticket.objects.filter(status=Ticket.Status.RESOLVED).aggregate(
+        n=Count("id"), last=Max("id")
+    )
+    return (*articles.values(), *history.values())
+
+
+def corpus() -> Corpus:
+    """The database's articles and resolved history, indexed once per change."""
+    global _corpus
+    signature = _signature()
+    with _lock:
+        if _corpus is None or _corpus.signature != signature:
+            articles = KnowledgeArticle.objects.order_by("pk").values(
+                "id", "slug", "title", "summary", "category", "body", "tags"
+            )
+            history = (
+                Ticket.objects.filter(status=Ticket.Status.RESOLVED)
+                .exclude(resolution="")
+                .order_by("pk")
+                .values("id", "external_id", "subject", "body", "resolution", "answer_slugs")
+            )
+            _corpus = Corpus(articles=list(articles), history=list(history), signature=signature)
+        return _corpus
+
+
+def retrieve(text: str, limit: int = 3, exclude_id: int | None = None) -> Retrieval:
+    """The articles (with their best passage), passages and precedents for a ticket's text."""
+    return corpus().retrieve(text, limit, exclude_id)
+
+
+def search_articles(text: str, limit: int = 3) -> list[ArticleHit]:
+    return retrieve(text, limit).articles
+
+
+def search_resolved_tickets(
+    text: str, limit: int = 3, exclude_id: int | None = None
+) -> list[Precedent]:
+    return corpus().precedents(text, limit, exclude_id)

@@ -42,6 +42,8 @@ OUTPUT_SCHEMAS: dict[str, dict[str, Any]] = {
         "properties": {
             "text": {"type": "string", "minLength": 20, "maxLength": 20000},
             "citations": {"type": "array", "items": {"type": "string"}},
+            "sources": {"type": "array", "items": {"type": "string"}},
+            "primary_citation": {"type": "string"},
             "refund": {
                 "oneOf": [
                     {"type": "null"},
@@ -90,7 +92,22 @@ def output_problems(agent: str, output: Any) -> list[str]:
     validator = _VALIDATORS.get(agent)
     if validator is None:
         return []
-    return [
+    problems = [
         f"{'.'.join(str(p) for p in error.path) or '(output)'}: {error.message}"
         for error in sorted(validator.iter_errors(output), key=lambda e: list(e.path))
+    ]
+    if agent == "drafter" and not problems:
+        problems = citation_problems(output)
+    return problems
+
+
+def citation_problems(draft: dict[str, Any]) -> list[str]:
+    """A reply may cite only the passages it was given (or their articles, by slug): a
+    citation of anything else is made up, and the draft is invalid output."""
+    sources = set(draft.get("sources", []))
+    articles = {ref.partition("#")[0] for ref in sources}
+    return [
+        f"citations: [{ref}] is not one of the passages given ({', '.join(sorted(sources))})"
+        for ref in draft.get("citations", [])
+        if ref not in sources and ref not in articles
     ]

@@ -34,6 +34,8 @@ class TaskKind(StrEnum):
     EXCEPTION = "exception"
     # A person approves or rejects one exact tool call an agent wants to make.
     TOOL_APPROVAL = "tool_approval"
+    # A reply that went out alone, sampled for a person to say afterwards whether it was right.
+    REVIEW = "review"
 
 
 class DecisionOutcome(StrEnum):

@@ -2,21 +2,25 @@
 
 For each recent run that reached the decider, the route it took (auto-send or a person) is
 set beside the route it would take with the candidate in place: a triage candidate
-classifies the ticket again, a decider candidate applies its thresholds to the recorded
-classification. Each run that would go the other way is listed with what the person
-decided on it, so an admin sees, before switching, which tickets would have gone out alone
-and whether a person had changed them. Nothing is run or written: only the classifier and
-the decider's pure rule are evaluated. A drafter candidate changes drafts, not routes."""
+classifies the ticket again (and the decider judges the new classification), a decider
+candidate scores the recorded features with its model. Each run that would go the other
+way is listed with what the person decided on it, so an admin sees, before switching,
+which tickets would have gone out alone and whether a person had changed them. Nothing is
+run or written: only the classifier and the decider's model and rules are evaluated. A
+drafter candidate changes drafts, not routes."""
 
 from dataclasses import dataclass, field
 
 from orchestration.agents.base import TicketView
-from orchestration.agents.decider import decide_route, effective_config
+from orchestration.agents.decider import active_model, decide_route, hard_rule_reasons
+from orchestration.agents.decider_model import DeciderModel
 from orchestration.agents.triage_model import TriageModel
+from orchestration.engine.autonomy import AutonomyPolicy
 from orchestration.engine.states import DecisionOutcome, StepStatus, TaskKind
 from orchestration.learning.active import DECIDER, TRIAGE, artifact, using
-from orchestration.models import Decision, PolicyVersion, Step
+from orchestration.models import CategoryAutonomy, Decision, PolicyVersion, Step
 from orchestration.services.workflows import support_desk_version
+from orchestration.workflows import support_desk
 
 # How many of the latest routing decisions a shadow view goes over.
 DEFAULT_WINDOW = 500
@@ -82,26 +86,43 @@ def shadow(version: PolicyVersion, window: int = DEFAULT_WINDOW) -> Shadow:
     if version.agent == TRIAGE:
         predictions = artifact(version, TriageModel.loads).predict_many(texts)
     flipped: list[ShadowRow] = []
+    config = support_desk_version().config
+    policy = AutonomyPolicy.from_config(config)
     with using({version.agent: version}):
-        config, _ = effective_config(support_desk_version().config)
+        _, model = active_model()
+        if version.agent == DECIDER:
+            model = artifact(version, DeciderModel.loads)
         for index, step in enumerate(steps):
             recorded = step.input or {}
+            then_output = step.output or {}
             then = (
                 str(recorded.get("category") or ""),
-                float(recorded.get("confidence") or 0.0),
+                float(then_output.get("confidence") or 0.0),
                 str(recorded.get("urgency") or ""),
             )
             now = then
+            row = dict(then_output.get("features") or {})
             if predictions is not None:
                 p = predictions[index]
                 now = (p.category, p.category_confidence, p.urgency)
-            route = decide_route(
+                row["category_confidence"] = p.category_confidence
+                for key in [k for k in row if k.startswith("category=")]:
+                    row[key] = 1.0 if key == f"category={p.category}" else 0.0
+            instructions = then_output.get("instructions") or {}
+            hard = hard_rule_reasons(
                 category=now[0],
-                confidence=now[1],
                 urgency=now[2],
-                article_count=int(recorded.get("articles") or 0),
                 ticket_text=texts[index],
+                instruction_hit=bool(instructions.get("hit")),
+                citations=list(recorded.get("citations") or []),
                 config=config,
+            )
+            route = decide_route(
+                hard_reasons=hard,
+                score=model.estimate(row).score if model is not None and row else None,
+                category=now[0],
+                policy=policy,
+                earned=CategoryAutonomy.earned(now[0], support_desk.NAME),
             )
             route_then = str((step.output or {}).get("route") or "")
             if route.route == route_then:

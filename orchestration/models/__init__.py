@@ -1,4 +1,5 @@
 from orchestration.models.audit import AuditChainHead, AuditEvent
+from orchestration.models.autonomy import AutonomyEvidence, CategoryAutonomy
 from orchestration.models.human import Decision, HumanTask
 from orchestration.models.learning import (
     Exemplar,
@@ -14,6 +15,8 @@ from orchestration.models.workflows import Workflow
 __all__ = [
     "AuditChainHead",
     "AuditEvent",
+    "AutonomyEvidence",
+    "CategoryAutonomy",
     "Decision",
     "Exemplar",
     "HumanTask",

@@ -1,13 +1,13 @@
-"""The local provider: composes a reply from the retrieved articles, deterministically.
+"""The local provider: composes a reply from the retrieved passages, deterministically.
 
 It needs no network and no key; the same ticket and articles always give the same reply."""
 
-import re
-
 from orchestration.providers.base import Completion, CompletionRequest, PermanentProviderError
 
+# A natural first line per category: it acknowledges the kind of problem, never repeats the
+# subject back (customers know what they wrote).
 _OPENERS = {
-    "billing": "I've looked into the billing question you raised.",
+    "billing": "Thanks for getting in touch about your billing.",
     "refund": "I understand you'd like money back, and I'm sorry for the trouble.",
     "account_access": "Being locked out is stressful, so let's get you back in.",
     "bug": "Thanks for the detailed report; I'm sorry this isn't working as it should.",
@@ -17,22 +17,15 @@ _OPENERS = {
     "cancellation": "I'm sorry to hear you want to leave, and I'll make this straightforward.",
     "security": "Thank you for telling us; we take this seriously.",
 }
-_STEP = re.compile(r"^\s*\d+\.\s+(.*)$")
-MAX_STEPS = 6
-
-
-def _first_name(name: str) -> str:
-    parts = name.strip().split()
-    return parts[0] if parts else "there"
-
-
-def _steps(body: str) -> list[str]:
-    return [m.group(1).strip() for line in body.splitlines() if (m := _STEP.match(line))]
+NO_ANSWER = (
+    "I couldn't find a help article that answers this exactly, so a member of our team will "
+    "follow up with you personally."
+)
 
 
 def compose_reply(context: dict) -> str:
-    """The reply from the articles, in the house style the drafter version in use learned
-    from people's edits (learning.house_style), if any."""
+    """The reply from the answering passages, in the house style the drafter version in use
+    learned from people's edits (learning.house_style), if any."""
     from orchestration.learning.house_style import in_house_style
 
     stock = stock_reply(context)
@@ -40,36 +33,34 @@ def compose_reply(context: dict) -> str:
 
 
 def stock_reply(context: dict) -> str:
+    """Greeting, a natural opening, then each answering passage whole (its steps are never
+    cut: the part that answers is often the last one), each cited by its passage id."""
     category = context.get("category", "")
-    articles = context.get("articles", [])
-    lines = [f"Hi {_first_name(context.get('customer_name', ''))},", ""]
-    lines.append(
-        f'Thanks for writing to us about "{context.get("subject", "").strip()}". '
-        + _OPENERS.get(category, "Thanks for getting in touch.")
-    )
-    lines.append("")
-    if articles:
-        main = articles[0]
-        lines.append(main["summary"].strip())
-        steps = _steps(main.get("body", ""))[:MAX_STEPS]
-        if steps:
+    passages = context.get("passages", [])
+    name = context.get("greeting_name") or "there"
+    lines = [f"Hi {name},", "", _OPENERS.get(category, "Thanks for getting in touch.")]
+    if passages:
+        for i, passage in enumerate(passages):
             lines.append("")
-            lines.append("Here is what to do:")
-            lines.extend(f"{i}. {step}" for i, step in enumerate(steps, start=1))
+            if i > 0:
+                lines.append("On your other question:")
+            lines.append(passage["text"].strip())
         lines.append("")
-        lines.append(f'The full guide is in our help centre: "{main["title"]}" [{main["slug"]}].')
-        for extra in articles[1:2]:
-            lines.append(f'You may also find "{extra["title"]}" [{extra["slug"]}] useful.')
+        main = passages[0]
+        lines.append(f'More in our help centre: "{main["title"]}" [{main["ref"]}].')
+        for extra in passages[1:]:
+            lines.append(f'And: "{extra["title"]}" [{extra["ref"]}].')
     else:
-        lines.append(
-            "I couldn't find a help article that answers this exactly, so a member of our "
-            "team will follow up with you personally."
-        )
-    lines.append("")
-    lines.append("If anything is still unclear, just reply to this email.")
-    lines.append("")
-    lines.append("Best regards,")
-    lines.append("The Tallybook support team")
+        lines.extend(["", NO_ANSWER])
+    lines.extend(
+        [
+            "",
+            "If anything is still unclear, just reply to this email.",
+            "",
+            "Best regards,",
+            "The Tallybook support team",
+        ]
+    )
     return "\n".join(lines)
 
 

@@ -16,6 +16,7 @@ from orchestration.engine.workflow import NodeKind
 from orchestration.models import Decision, HumanTask, Span, Step
 from orchestration.services import live, statements
 from orchestration.services.audit import append_params, record_event
+from orchestration.services.autonomy import note_decision
 from orchestration.services.decision_statement import load_task, record_decision
 from orchestration.services.dispatch import enqueue_step_on_commit
 from orchestration.services.feedback import (
@@ -89,7 +90,8 @@ def decide_task(
 
     The feedback rides along: ``reason_codes`` (from settings.FEEDBACK_REASON_CODES) and the
     category and urgency the person corrected (a "correction" equal to the agents' label is
-    no correction)."""
+    no correction). Once recorded, a decision on a draft the decider would have sent alone is
+    evidence for its category's autonomy (services.autonomy.note_decision)."""
     if action not in ("approve", "edit", "reject", "escalate"):
         raise DecisionError(f"unknown action {action!r}")
     final_text = final_text.replace("\r\n", "\n")
@@ -115,6 +117,7 @@ def decide_task(
             task_id, actor, action, final_text, reason, expected_version, feedback
         )
         if decided is not None:
+            note_decision(decision_id=decided.pk)
             return decided
     now = timezone.now()
     with transaction.atomic():
@@ -142,6 +145,7 @@ def decide_task(
         _decision_span(task, decision, now).save(force_insert=True)
         record_event(**_decided_event(task, decision), object_id=task.pk)
         live.publish_on_commit(live.QUEUE_GROUP, "queue.changed", task_id=task.pk)
+    note_decision(decision_id=decision.pk)
     return decision
 
 

@@ -56,6 +56,7 @@ def load_resolved_tickets(*, tickets: Iterable[LabelledTicket]) -> int:
                 known_category=t.category,
                 known_urgency=t.urgency,
                 resolution=t.resolution,
+                answer_slugs=list(t.answer_slugs),
             )
             for t in tickets
             if t.external_id not in known

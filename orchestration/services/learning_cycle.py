@@ -17,21 +17,19 @@ from django.utils import timezone
 
 from orchestration import dataset
 from orchestration.agents.base import TicketView
-from orchestration.agents.decider import held_by_threshold_only
+from orchestration.agents.decider_model import DeciderModel
 from orchestration.agents.triage_model import TriageModel
 from orchestration.engine.states import DecisionOutcome
-from orchestration.learning import evaluation, exemplars, house_style, thresholds
+from orchestration.learning import decider_training, evaluation, exemplars, house_style
 from orchestration.learning.active import (
     DECIDER,
     DRAFTER,
     EXEMPLARS_FORMAT,
     LEARNED_AGENTS,
-    THRESHOLDS_FORMAT,
     TRIAGE,
     current_version,
     exemplar_ids,
     house_edits,
-    learned_thresholds,
 )
 from orchestration.models import Decision, Exemplar, LearningCycle, PolicyVersion, Step
 from orchestration.services.audit import record_event
@@ -132,8 +130,8 @@ def _learn(cycle: LearningCycle) -> tuple[dict[str, Any], Decision | None]:
         "left_out_test_split": len(read) - len(decisions),
     }
     allowed_wrong = 1 - settings.target_precision
-    # The gatekeeper first: its thresholds say what people accept unchanged, and the next
-    # candidates are judged by what would be sent unseen under them.
+    # The gatekeeper first: its estimate says what people accept unchanged, and the next
+    # candidates are judged by what would be sent unseen under it.
     for agent, make in ((DECIDER, _decider), (TRIAGE, _triage), (DRAFTER, _drafter)):
         made = make(decisions, settings)
         if isinstance(made, str):
@@ -269,54 +267,36 @@ def _drafter(decisions: list[Decision], settings: Any) -> Made:
 
 
 def _decider(decisions: list[Decision], settings: Any) -> Made:
-    """D: each category's threshold from the record of reviewed drafts."""
-    # The evidence: drafts that went to a person only for their confidence. A draft a rule
-    # sent there (a policy flag, critical urgency, no article) says nothing of where the
-    # threshold of its category should be.
-    routes = dict(
+    """D: the estimate that a person sends a draft unchanged, retrained on the shipped
+    history's cross-fitted replay plus people's decisions (the features the decider recorded
+    for each draft; sent unchanged, or edited, rejected, escalated)."""
+    features_by_run = dict(
         Step.objects.filter(
             run_id__in=[d.task.run_id for d in decisions], node="decide", output__isnull=False
         )
         .order_by("run_id", "sequence")
-        .values_list("run_id", "output")
+        .values_list("run_id", "output__features")
     )
-    reviewed = [
-        thresholds.Outcome(
-            category=d.task.category,
-            confidence=d.task.confidence,
-            unchanged=d.outcome == DecisionOutcome.APPROVED,
-        )
-        for d in decisions
-        if held_by_threshold_only((routes.get(d.task.run_id) or {}).get("reasons", []))
-    ]
-    if not reviewed:
-        return "no drafts went to a person for their confidence alone yet"
-    table = thresholds.calibrate(
-        reviewed, target=settings.target_precision, min_evidence=settings.min_evidence
+    rows, labels, used = [], [], []
+    for d in decisions:
+        recorded = features_by_run.get(d.task.run_id)
+        if not recorded:
+            continue
+        rows.append(recorded)
+        labels.append(d.outcome == DecisionOutcome.APPROVED and not d.corrected_category)
+        used.append(d.pk)
+    if not rows:
+        return "no decided drafts with the decider's features yet"
+    base = decider_training.cross_fitted_replay()
+    model = DeciderModel.train(
+        [r.features for r in base] + rows, [r.unchanged for r in base] + labels
     )
-    chosen = {category: c.threshold for category, c in table.items()}
-    if learned_thresholds(current_version(DECIDER)) == chosen:
-        return "the thresholds in use are already these"
-    blob = json.dumps(
-        {
-            "format": THRESHOLDS_FORMAT,
-            "thresholds": chosen,
-            "evidence": {
-                category: {
-                    "reviewed": c.reviewed,
-                    "unchanged": c.unchanged,
-                    "lower_bound": c.lower_bound,
-                    "why": c.why,
-                }
-                for category, c in table.items()
-            },
-            "target_precision": settings.target_precision,
-            "min_evidence": settings.min_evidence,
-        },
-        sort_keys=True,
-    ).encode()
-    lineage = {"decisions": len(reviewed), "target_precision": settings.target_precision}
-    return blob, lineage, [d.pk for d in decisions]
+    lineage = {
+        "base_examples": len(base),
+        "decisions": len(rows),
+        "sent_unchanged": sum(labels),
+    }
+    return model.dumps(), lineage, used
 
 
 __all__ = ["LearningError", "cycle_due", "decisions_since_last_cycle", "run_learning_cycle"]

@@ -1,10 +1,18 @@
-"""The triage classifier's first versions, trained on the shipped data."""
+"""The first versions of the learned agents, trained on the shipped data, and the demo's
+decision history."""
+
+from typing import Any
 
 from orchestration import dataset
+from orchestration.agents.decider_model import DeciderModel
 from orchestration.agents.triage_model import TriageModel
-from orchestration.learning.active import TRIAGE
+from orchestration.engine.autonomy import AutonomyPolicy
+from orchestration.learning import decider_training
+from orchestration.learning.active import DECIDER, TRIAGE
 from orchestration.models import PolicyVersion
+from orchestration.services.autonomy import seed_history
 from orchestration.services.learning import store_version
+from orchestration.services.workflows import support_desk_version
 
 
 def train_triage_version(*, activate: bool = True, examples: int | None = None) -> PolicyVersion:
@@ -42,3 +50,39 @@ def metrics_summary(metrics: dict[str, float]) -> str:
         f"urgency accuracy {metrics['urgency_accuracy']:.1%} "
         f"on {metrics['examples']:.0f} held-out tickets"
     )
+
+
+def train_decider_version(*, activate: bool = True) -> PolicyVersion:
+    """Train the decider's starting estimate on the shipped training split's cross-fitted
+    replay (learning.decider_training) and store it as the next decider version."""
+    rows = decider_training.cross_fitted_replay()
+    model = DeciderModel.train([r.features for r in rows], [r.unchanged for r in rows])
+    metrics = decider_training.replay_metrics(rows)
+    return store_version(
+        agent=DECIDER,
+        blob=model.dumps(),
+        metrics=metrics,
+        lineage={
+            "dataset": dataset.dataset_fingerprint(),
+            "base_examples": len(rows),
+            "folds": decider_training.FOLDS,
+            "split_seed": dataset.SPLIT_SEED,
+        },
+        status=PolicyVersion.Status.ACTIVE if activate else PolicyVersion.Status.CANDIDATE,
+    )
+
+
+def seed_demo_history() -> list[Any]:
+    """The demo's decision history: the shipped resolved tickets' cross-fitted replay, with
+    their real resolutions standing in for the operators, as autonomy evidence. Only the
+    decider's would-send recommendations count (no hard rule applied, estimate at or above
+    the send threshold); a ticket is right when its category and primary article were."""
+    workflow = support_desk_version()
+    policy = AutonomyPolicy.from_config(workflow.config)
+    outcomes = [
+        (r.category, r.unchanged, r.score, r.ticket.external_id)
+        for r in decider_training.cross_fitted_replay()
+        if r.score >= policy.send_threshold
+        and not decider_training.hard_rule_applies(r, workflow.config)
+    ]
+    return seed_history(outcomes=outcomes, policy=policy)

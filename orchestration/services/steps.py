@@ -143,7 +143,23 @@ def run_claimed_step(step: Step, *, claim_next: bool) -> Step | None:
         _handle_failure(step, exc)
         return None
     duration_ms = (time.perf_counter() - started) * 1000
-    return complete_step(step=step, result=result, duration_ms=duration_ms, claim_next=claim_next)
+    following = complete_step(
+        step=step, result=result, duration_ms=duration_ms, claim_next=claim_next
+    )
+    if result.output.get("outcome") == "auto_sent":
+        _sample_for_review(run.pk)
+    return following
+
+
+def _sample_for_review(run_id: int) -> None:
+    """A reply that went out alone may be sampled for a person's review afterwards. The
+    reply is sent whatever happens here; a failure to open the review is logged, not fatal."""
+    from orchestration.services.reviews import open_quality_review
+
+    try:
+        open_quality_review(run_id=run_id)
+    except Exception:
+        logger.exception("could not sample run %s for review", run_id)
 
 
 def _handle_failure(step: Step, exc: Exception) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
+from orchestration.engine.autonomy import AutonomyPolicy
 from orchestration.engine.limits import Limits
 from orchestration.engine.workflow import parse_definition
 from orchestration.models import Workflow
@@ -31,6 +32,8 @@ def ensure_workflow_version(*, definition: dict[str, Any], config: dict[str, Any
     parsed = parse_definition(definition)
     # Refuses unknown or malformed limits by name, against this deployment's defaults.
     Limits.from_config(config, base=default_limits())
+    # Refuses a malformed target, tolerance or sampling share, with the field named.
+    AutonomyPolicy.from_config(config)
     fingerprint = _fingerprint(definition, config)
     existing = Workflow.objects.filter(name=parsed.name, definition_hash=fingerprint).first()
     if existing:

@@ -58,19 +58,20 @@ DEFINITION: dict[str, Any] = {
     ],
 }
 
-# Auto-send thresholds on the triage confidence, per category. A category that is missing
-# here, or listed in always_human, always goes to a person.
+# Hard rules first: these categories and urgencies always go to a person. Every other
+# category may auto-send only once it has earned autonomy from measured evidence
+# (engine.autonomy; the block below is its policy, each value checked when the workflow
+# version is stored).
 CONFIG: dict[str, Any] = {
-    "auto_send_thresholds": {
-        "billing": 0.80,
-        "account_access": 0.80,
-        "bug": 0.85,
-        "how_to": 0.70,
-        "feature_request": 0.70,
-        "cancellation": 0.85,
-    },
     "always_human_categories": ["security", "outage", "refund"],
     "always_human_urgencies": ["critical"],
-    # Retrieval must find at least one article this relevant for a draft to go out alone.
-    "min_article_score": 0.05,
+    "autonomy": {
+        "target_precision": 0.95,
+        "wrong_tolerance": 0.05,
+        "min_evidence": 30,
+        "send_threshold": 0.9,
+        "sample_share": 0.1,
+        "recent_sample_share": 0.5,
+        "recent_window": 20,
+    },
 }

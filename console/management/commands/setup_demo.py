@@ -14,7 +14,12 @@ from console.access import Role
 from orchestration import dataset
 from orchestration.models import PolicyVersion, Run, Ticket
 from orchestration.services.knowledge import load_resolved_tickets, upsert_articles
-from orchestration.services.policies import metrics_summary, train_triage_version
+from orchestration.services.policies import (
+    metrics_summary,
+    seed_demo_history,
+    train_decider_version,
+    train_triage_version,
+)
 from orchestration.services.tickets import NewTicket, ingest_tickets
 
 DEMO_USERS = [
@@ -45,6 +50,16 @@ class Command(BaseCommand):
             version = train_triage_version()
             self.stdout.write(
                 f"triage classifier v{version.version}: {metrics_summary(version.metrics)}"
+            )
+        if not PolicyVersion.objects.filter(agent="decider", status="active").exists():
+            decider = train_decider_version()
+            self.stdout.write(
+                f"decider v{decider.version}: AUC {decider.metrics['auc']:.3f} on the "
+                f"cross-fitted replay of {decider.metrics['examples']} resolved tickets"
+            )
+        for row in seed_demo_history():
+            self.stdout.write(
+                f"  autonomy {row.category:<16} {row.status:<7} {row.why}"
             )
         credentials = self._users()
         wanted = min(int(options["tickets"]), len(test))  # type: ignore[call-overload]

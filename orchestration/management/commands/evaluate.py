@@ -60,18 +60,43 @@ class Command(BaseCommand):
         verdict: evaluation.Verdict | None,
     ) -> None:
         self.stdout.write(
-            f"{active['scenarios']} scenarios: {active['test_tickets']} held-out test tickets, "
+            f"{active['scenarios']} scenarios: {active['test_tickets']} tickets of the shipped "
+            f"test split, {active['hard_tickets']} of the harder split, "
             f"{active['decided_tickets']} decided tickets held out from learning"
         )
+        scores = candidate["scores"] if candidate else None
         title = f"{candidate['agent']} v{candidate['version']}" if candidate else ""
-        self.stdout.write(f"{'metric':<28}{'active':>10}{title:>18}  gate")
-        for name in evaluation.REPORTED:
-            now = _show(active.get(name))
-            new = _show(candidate["scores"].get(name)) if candidate else ""
-            mark = ""
-            if verdict is not None and name in verdict.checks:
-                mark = "ok" if verdict.checks[name]["ok"] else "WORSE"
-            self.stdout.write(f"{name:<28}{now:>10}{new:>18}  {mark}")
+        head = f"{'metric':<26}{'test':>9}{'hard':>9}"
+        if scores:
+            head += f"{title + ' test':>18}{'hard':>9}  gate"
+        self.stdout.write(head)
+        for name in evaluation.SPLIT_METRICS:
+            line = f"{name:<26}{_show(name, active.get(name)):>9}"
+            line += f"{_show(name, active.get(f'hard_{name}')):>9}"
+            if scores:
+                line += f"{_show(name, scores.get(name)):>18}"
+                line += f"{_show(name, scores.get(f'hard_{name}')):>9}"
+                line += "  " + _mark(verdict, name, f"hard_{name}")
+            self.stdout.write(line)
+        for split in ("", "hard_"):
+            interval = active.get(f"{split}wrong_auto_send") or {}
+            if interval:
+                self.stdout.write(
+                    f"{(split or 'test_') + 'wrong auto-sends':<26}{interval['count']} of "
+                    f"{interval['of']} sent alone (95% interval {interval['low']:.1%} to "
+                    f"{interval['high']:.1%})"
+                )
+        for name in (
+            "decided_category_accuracy",
+            "edit_rate",
+            "instruction_recall",
+            "instruction_false_positive_rate",
+        ):
+            line = f"{name:<26}{_show(name, active.get(name)):>9}"
+            if scores:
+                line += f"{'':>9}{_show(name, scores.get(name)):>18}{'':>9}  "
+                line += _mark(verdict, name)
+            self.stdout.write(line)
         if verdict is not None:
             self.stdout.write(
                 "passes the gate"
@@ -80,5 +105,18 @@ class Command(BaseCommand):
             )
 
 
-def _show(value: Any) -> str:
-    return "–" if value is None else f"{value:.1%}"
+def _mark(verdict: evaluation.Verdict | None, *names: str) -> str:
+    if verdict is None:
+        return ""
+    checks = [verdict.checks[n]["ok"] for n in names if n in verdict.checks]
+    if not checks:
+        return ""
+    return "ok" if all(checks) else "WORSE"
+
+
+def _show(name: str, value: Any) -> str:
+    if value is None or isinstance(value, dict):
+        return "–"
+    if name == "hard_rule_auto_sent":
+        return str(value)
+    return f"{value:.1%}"
