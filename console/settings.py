@@ -362,5 +362,7 @@ LOGGING = {
         "django.channels.server": {"level": "WARNING"},
         # One line per task is noise on the embedded default, where every step is a task.
         "celery.app.trace": {"level": env_str("CELERY_TASK_LOG_LEVEL", "WARNING")},
+        # The BM25 library logs every index it builds.
+        "bm25s": {"level": "WARNING"},
     },
 }

@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView
 
 from console.access import admin_site_permission
 from console.api import tickets as api_tickets
-from console.views import approvals, audit, grants, home, learning, runs, tools
+from console.views import approvals, audit, grants, home, learning, reviews, runs, tools
 
 admin.site.has_permission = admin_site_permission
 admin.site.site_header = "Switchboard administration"
@@ -17,6 +17,7 @@ approval_patterns = (
         path("<int:task_id>/decide/", approvals.task_decide, name="decide"),
         path("<int:task_id>/resume/", approvals.task_resume, name="resume"),
         path("<int:task_id>/decide-tool/", approvals.task_decide_tool, name="decide_tool"),
+        path("<int:task_id>/review/", reviews.task_review, name="review"),
     ],
     "approvals",
 )

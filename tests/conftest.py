@@ -105,21 +105,71 @@ def triage_artifact() -> bytes:
     return model.dumps()
 
 
+@pytest.fixture(scope="session")
+def decider_artifact() -> bytes:
+    """The decider's starting estimate, from the cross-fitted replay, once per session."""
+    from orchestration.learning.decider_training import starting_model
+
+    return starting_model().dumps()
+
+
 @pytest.fixture
-def support_desk(db, triage_artifact):
-    """Articles, resolved history and an active triage model: what `setup_demo` provides."""
+def support_desk(db, triage_artifact, decider_artifact):
+    """Articles, resolved history, an active triage model and decider: what `setup_demo`
+    provides (but for the demo's history: every category starts in shadow mode)."""
     import hashlib
 
     upsert_articles(rows=dataset.articles())
     train, _ = dataset.split()
     load_resolved_tickets(tickets=train)
-    PolicyVersion.objects.create(
-        agent="triage",
-        version=1,
-        artifact=triage_artifact,
-        artifact_sha256=hashlib.sha256(triage_artifact).hexdigest(),
-        status=PolicyVersion.Status.ACTIVE,
+    for agent, blob in (("triage", triage_artifact), ("decider", decider_artifact)):
+        PolicyVersion.objects.create(
+            agent=agent,
+            version=1,
+            artifact=blob,
+            artifact_sha256=hashlib.sha256(blob).hexdigest(),
+            status=PolicyVersion.Status.ACTIVE,
+        )
+
+
+def earn_autonomy(category: str, *, right: int = 80, wrong: int = 0):
+    """Give ``category`` the evidence of ``right`` and ``wrong`` would-send recommendations
+    and judge it (80 right of 80 earns it at the default 95% target)."""
+    from orchestration.engine.autonomy import AutonomyPolicy
+    from orchestration.models import AutonomyEvidence
+    from orchestration.services.autonomy import reassess_category
+    from orchestration.workflows.support_desk import CONFIG
+
+    AutonomyEvidence.objects.bulk_create(
+        AutonomyEvidence(
+            workflow="support_desk",
+            category=category,
+            source=AutonomyEvidence.Source.HISTORY,
+            right=i < right,
+            score=0.95,
+            ref=f"evidence {i}",
+        )
+        for i in range(right + wrong)
     )
+    return reassess_category(category=category, policy=AutonomyPolicy.from_config(CONFIG))
+
+
+@pytest.fixture
+def autonomous(support_desk):
+    """Every category a hard rule does not hold has earned autonomy."""
+    from orchestration.workflows.support_desk import CONFIG
+
+    held = set(CONFIG["always_human_categories"])
+    for category in (
+        "billing",
+        "account_access",
+        "bug",
+        "how_to",
+        "feature_request",
+        "cancellation",
+    ):
+        if category not in held:
+            earn_autonomy(category)
 
 
 def new_ticket(**overrides) -> NewTicket:

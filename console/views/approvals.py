@@ -1,6 +1,5 @@
 """The approval queue and the task page."""
 
-from typing import Any
 from urllib.parse import urlencode
 
 from django import forms
@@ -11,15 +10,19 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from console.access import Capability, access_task, require
-from orchestration.engine.states import DecisionOutcome, TaskKind, TaskStatus
-from orchestration.models import Decision, HumanTask
+from console.views.task_page import (
+    decided_context,
+    feedback_choices,
+    review_choices,
+    tool_call_expiry,
+)
+from orchestration.engine.states import TaskKind, TaskStatus
+from orchestration.models import HumanTask
 from orchestration.models.taxonomy import Category, Urgency
 from orchestration.services.controls import RunControlError, resume_run
 from orchestration.services.decisions import DecisionError, TaskConflict, decide_task
@@ -158,11 +161,12 @@ def _render_task(
         "error_field": error.field if error else "",
         "error_message": str(error) if error else "",
         "draft_text": task.proposal.get("draft", "") if draft is None else draft,
-        **_decided(task),
-        **(_feedback_choices(task, form) if task.kind == TaskKind.APPROVAL else {}),
+        **decided_context(task),
+        **(feedback_choices(task, form) if task.kind == TaskKind.APPROVAL else {}),
+        **(review_choices(task, form) if task.kind == TaskKind.REVIEW else {}),
         # A paused run may be waiting on a failing tool: the operator sees its breaker.
         "troubled_tools": troubled_tools() if task.kind == TaskKind.EXCEPTION else [],
-        **_tool_call_expiry(task),
+        **tool_call_expiry(task),
         # Someone else decided first: what this operator typed is still shown to them.
         "unsent_text": draft
         if task.status != TaskStatus.OPEN
@@ -171,120 +175,6 @@ def _render_task(
         else None,
     }
     return render(request, "console/approvals/task.html", context, status=status)
-
-
-def _decided(task: HumanTask) -> dict[str, Any]:
-    """A closed task's decision, its feedback, and the task it was handed on as, if escalated."""
-    decision = getattr(task, "decision", None) if task.status != TaskStatus.OPEN else None
-    if decision is None:
-        return {"decision": None}
-    handed_on = None
-    if decision.outcome == DecisionOutcome.ESCALATED:
-        handed_on = (
-            HumanTask.objects.filter(step_id=task.step_id, pk__gt=task.pk).order_by("pk").first()
-        )
-    return {
-        "decision": decision,
-        "feedback": decision_feedback(task, decision),
-        "handed_on": handed_on,
-    }
-
-
-def decision_feedback(task: HumanTask, decision: Decision) -> dict[str, Any]:
-    """What a decided task's page and its run's page show of the person's feedback besides
-    the outcome: the size of the edit, the reason codes by their labels, and the labels the
-    person corrected, each as (what, the agents' label, the person's)."""
-    labels = settings.FEEDBACK_REASON_CODES
-    edit_size = ""
-    if decision.similarity is not None and decision.edit_chars:
-        chars = decision.edit_chars
-        edit_size = (
-            f"{chars} character{'' if chars == 1 else 's'} changed, "
-            f"similarity {decision.similarity:.0%}"
-        )
-    corrections = [
-        (what, agents, person)
-        for what, agents, person in (
-            ("category", task.category, decision.corrected_category),
-            ("urgency", task.urgency, decision.corrected_urgency),
-        )
-        if person
-    ]
-    return {
-        "edit_size": edit_size,
-        # A code no longer configured is still shown, as itself.
-        "codes": [labels.get(code, code) for code in decision.reason_codes],
-        "corrections": corrections,
-    }
-
-
-def _feedback_choices(task: HumanTask, form: forms.Form) -> dict[str, Any]:
-    """The reason codes and the label chips the decision form offers, as the operator left
-    them in the form they posted; on a fresh form, no code and the agents' labels.
-
-    The category chips list the agents' label first, then the classifier's other likely
-    categories, then the rest; the agents' label carries its confidence."""
-    posted = form.data if form.is_bound else QueryDict()
-    codes = set(posted.getlist("reason_codes"))
-    proposal = task.proposal
-    scores = {alt.get("category"): alt.get("score") for alt in proposal.get("alternatives") or []}
-    categories = [c for c in dict.fromkeys([task.category, *scores, *Category.values]) if c]
-    return {
-        "code_choices": [
-            {"code": code, "label": label, "checked": code in codes}
-            for code, label in settings.FEEDBACK_REASON_CODES.items()
-        ],
-        "category_chips": _chips(
-            Category,
-            categories,
-            chosen=posted.get("corrected_category") or task.category,
-            guess=task.category,
-            scores={**scores, task.category: proposal.get("category_confidence")},
-        ),
-        "urgency_chips": _chips(
-            Urgency,
-            Urgency.values,
-            chosen=posted.get("corrected_urgency") or task.urgency,
-            guess=task.urgency,
-            scores={task.urgency: proposal.get("urgency_confidence")},
-        ),
-    }
-
-
-def _chips(
-    labels: type[Category] | type[Urgency],
-    values: list[str],
-    *,
-    chosen: str,
-    guess: str,
-    scores: dict[str, float | None],
-) -> list[dict[str, Any]]:
-    """One radio chip per label, in this order. A posted value that is no label (a tampered
-    form, whose error is shown) leaves the agents' guess chosen."""
-    known = [v for v in values if v in labels.values]
-    if chosen not in known:
-        chosen = guess
-    return [
-        {
-            "value": value,
-            "label": labels(value).label,
-            "checked": value == chosen,
-            "guess": value == guess,
-            "score": scores.get(value),
-        }
-        for value in known
-    ]
-
-
-def _tool_call_expiry(task: HumanTask) -> dict:
-    """When a tool-approval task's call stops being approvable, and whether that has passed."""
-    if task.kind != TaskKind.TOOL_APPROVAL:
-        return {}
-    expires_at = parse_datetime(task.proposal.get("expires_at") or "")
-    return {
-        "call_expires_at": expires_at,
-        "call_expired": expires_at is not None and expires_at <= timezone.now(),
-    }
 
 
 def _refuse_tool_approval(request: HttpRequest, task: HumanTask) -> HttpResponse | None:
@@ -304,6 +194,9 @@ def task_decide(request: HttpRequest, task_id: int) -> HttpResponse:
     task = access_task(request.user, task_id, to_decide=True)
     if refused := _refuse_tool_approval(request, task):
         return refused
+    if task.kind == TaskKind.REVIEW:
+        messages.error(request, "This task reviews a reply that went out: say if it was right.")
+        return redirect("approvals:task", task_id=task.pk)
     form = DecisionForm(request.POST)
     # Whatever happens, the operator's edited text comes back to them: nothing typed is lost.
     typed = request.POST.get("final_text")

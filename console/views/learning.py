@@ -21,14 +21,17 @@ from console.access import Capability, require
 from console.views import learning_exemplars, learning_versions
 from console.views.learning_chart import build_chart
 from console.views.learning_metrics import COLUMNS, MetricCell, cells, evaluated, in_words
+from orchestration.engine.autonomy import AutonomyPolicy
 from orchestration.learning.active import LEARNED_AGENTS
 from orchestration.models import LearningCycle, LearningSettings, PolicyVersion
+from orchestration.services.autonomy import autonomy_report
 from orchestration.services.learning import (
     LearningError,
     learning_settings,
     request_learning_cycle,
     update_learning_settings,
 )
+from orchestration.services.workflows import support_desk_version
 
 # The newest this many versions of each agent are listed.
 VERSIONS_SHOWN = 20
@@ -36,7 +39,8 @@ CYCLES_SHOWN = 10
 AGENT_ROLES = {
     "triage": "classifies each ticket's category and urgency",
     "drafter": "drafts the reply, following approved exemplars",
-    "decider": "sends a draft alone, or asks a person, by per-category thresholds",
+    "decider": "estimates whether a person would send a draft unchanged; sends it alone only "
+    "in categories that earned autonomy",
 }
 
 
@@ -167,6 +171,8 @@ def _overview(
         "form": form or SettingsForm.showing(current),
         "cycles": recent_cycles(),
         "running": LearningCycle.objects.filter(status=LearningCycle.Status.RUNNING).exists(),
+        "autonomy": autonomy_report(),
+        "policy": AutonomyPolicy.from_config(support_desk_version().config),
     }
     return render(request, "console/learning/overview.html", context, status=status)
 

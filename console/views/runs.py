@@ -10,7 +10,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from console.access import Capability, access_run, require
-from console.views.approvals import decision_feedback
+from console.views.task_page import decision_feedback
 from orchestration.engine.states import RunStatus
 from orchestration.models import Run
 from orchestration.services.controls import RunControlError, cancel_run, retry_failed_step

@@ -23,10 +23,11 @@ from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import unquote
 
-from sklearn.feature_extraction.text import TfidfVectorizer
+import numpy as np
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
-from sklearn.pipeline import FeatureUnion, Pipeline
 
 from orchestration import dataset
 
@@ -491,7 +492,7 @@ RULES: Mapping[str, re.Pattern[str]] = {
     # skip review" is. A bracketed [system] or <system> marker is never a customer's own.
     "system_line": re.compile(
         r"(?im)^\W{0,4}(?:\[\s*system\s*\]|<\s*system\s*>|\(\s*system\s*\)"
-        r"|syst[eè]me?\s+(?:message|prompt|note|notice|override|instructions?)\b"
+        r"|syst[eè]me?\s+(?:message|prompt|note|notice|override|instructions?)\s*[:\]]"
         r"|syst[eè]me?\s*:(?=.*\b(?:approv|approuv|authori[sz]|review|assistant|agent|ai|bot"
         r"|model|ignore|refund|rembours|credit|send|envoy|grant|admin|forward|priority|override"
         r"|escalat|verified|pre-?approved|instruction|freigegeben|genehmigt|aprobad)))",
@@ -524,23 +525,113 @@ def _rule_matches(text: str) -> list[tuple[str, re.Match[str]]]:
 
 # -- Model -----------------------------------------------------------------------------------
 
+# Words for the idea ("already approved", "send without review"), characters for what
+# survives spelling, languages and leftover obfuscation. Hashing keeps no vocabulary, so every
+# text is counted once and each cross-validation fold fits its own weights on its own rows.
+_WORDS = HashingVectorizer(ngram_range=(1, 2), alternate_sign=False, norm=None, n_features=2**18)
+_CHARACTERS = HashingVectorizer(
+    analyzer="char_wb", ngram_range=(2, 5), alternate_sign=False, norm=None, n_features=2**18
+)
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
 
-def _pipeline() -> Pipeline:
-    # Words for the idea ("already approved", "send without review"), characters for what
-    # survives spelling, languages and leftover obfuscation.
-    features = FeatureUnion(
-        [
-            ("words", TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1)),
-            (
-                "characters",
-                TfidfVectorizer(
-                    analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2
-                ),
-            ),
-        ]
+
+def _counts(texts: Sequence[str]) -> sp.csr_matrix:
+    if not texts:
+        return sp.csr_matrix((0, _WORDS.n_features + _CHARACTERS.n_features))
+    return sp.hstack([_WORDS.transform(texts), _CHARACTERS.transform(texts)]).tocsr()
+
+
+def _segments(text: str) -> tuple[str, ...]:
+    """The paragraphs of a ticket, or its lines when it has one paragraph; none for a ticket
+    of one line. An instruction is usually one paragraph in an otherwise ordinary ticket."""
+    parts = [p.strip() for p in _PARAGRAPH_BREAK.split(text) if p.strip()]
+    if len(parts) == 1:
+        parts = [line.strip() for line in text.split("\n") if line.strip()]
+    return tuple(parts) if len(parts) > 1 else ()
+
+
+@dataclass(frozen=True)
+class _Model:
+    weights: TfidfTransformer
+    classifier: LogisticRegression
+
+    def probabilities(self, counts: sp.csr_matrix) -> np.ndarray:
+        if counts.shape[0] == 0:
+            return np.zeros(0)
+        return self.classifier.predict_proba(self.weights.transform(counts))[:, 1]
+
+
+def _fit(counts: sp.csr_matrix, labels: np.ndarray) -> _Model:
+    weights = TfidfTransformer(sublinear_tf=True).fit(counts)
+    # The dual solver: with far more columns than rows it fits in a tenth of the primal's time.
+    classifier = LogisticRegression(
+        C=3.0, class_weight="balanced", solver="liblinear", dual=True, max_iter=1000
     )
-    classifier = LogisticRegression(C=10.0, class_weight="balanced", max_iter=2000)
-    return Pipeline([("features", features), ("classifier", classifier)])
+    return _Model(weights, classifier.fit(weights.transform(counts), labels))
+
+
+@dataclass(frozen=True)
+class _Corpus:
+    """The training tickets, each counted whole, by paragraph and by hidden part."""
+
+    readings: tuple[_Reading, ...]
+    labels: np.ndarray
+    whole: sp.csr_matrix
+    segments: sp.csr_matrix
+    segment_owner: np.ndarray
+    hidden: sp.csr_matrix
+    hidden_owner: np.ndarray
+    ruled: np.ndarray
+
+    @classmethod
+    def of(cls, rows: Sequence[tuple[str, bool]]) -> "_Corpus":
+        readings = tuple(_read(text) for text, _ in rows)
+        segments = [_segments(r.normalised.text) for r in readings]
+        return cls(
+            readings=readings,
+            labels=np.array([label for _, label in rows]),
+            whole=_counts([r.normalised.text for r in readings]),
+            segments=_counts([s for parts in segments for s in parts]),
+            segment_owner=np.array([i for i, parts in enumerate(segments) for _ in parts], int),
+            hidden=_counts([h for r in readings for h in r.hidden]),
+            hidden_owner=np.array([i for i, r in enumerate(readings) for _ in r.hidden], int),
+            ruled=np.array([bool(_rule_matches(r.normalised.text)) for r in readings]),
+        )
+
+
+def _fit_corpus(corpus: _Corpus, rows: np.ndarray) -> _Model:
+    """Two rounds, since a ticket is labelled but its instruction paragraph is not. The first
+    model, fitted on whole tickets, finds the paragraph of each instruction-bearing ticket
+    that reads most like an instruction; the second learns from that paragraph as the
+    instruction and from every other paragraph as ordinary text, so a refund request around
+    the instruction does not come to look like one."""
+    first = _fit(corpus.whole[rows], corpus.labels[rows])
+    parts = np.flatnonzero(np.isin(corpus.segment_owner, rows))
+    owners = corpus.segment_owner[parts]
+    part_scores = first.probabilities(corpus.segments[parts])
+    part_labels = np.zeros(len(parts), bool)
+    for owner in np.unique(owners[corpus.labels[owners]]):
+        mine = np.flatnonzero(owners == owner)
+        part_labels[mine[part_scores[mine].argmax()]] = True
+    # Whole instruction-bearing tickets are left out once their paragraphs stand in for them.
+    divided = np.isin(rows, corpus.segment_owner) & corpus.labels[rows]
+    wholes = rows[~divided]
+    counts = sp.vstack([corpus.whole[wholes], corpus.segments[parts]]).tocsr()
+    return _fit(counts, np.concatenate([corpus.labels[wholes], part_labels]))
+
+
+def _corpus_scores(model: _Model, corpus: _Corpus, rows: np.ndarray) -> np.ndarray:
+    """Each ticket's score: 1.0 when a rule matched, else the highest probability of the
+    whole ticket, any paragraph, or any hidden part."""
+    scores = dict(zip(rows.tolist(), model.probabilities(corpus.whole[rows]), strict=True))
+    for owner, counts in (
+        (corpus.segment_owner, corpus.segments),
+        (corpus.hidden_owner, corpus.hidden),
+    ):
+        parts = np.flatnonzero(np.isin(owner, rows))
+        for i, p in zip(owner[parts].tolist(), model.probabilities(counts[parts]), strict=True):
+            scores[i] = max(scores[i], p)
+    return np.array([1.0 if corpus.ruled[i] else scores[i] for i in rows.tolist()])
 
 
 def _row_text(row: Mapping[str, Any]) -> str:
@@ -555,89 +646,61 @@ def _training_rows() -> list[tuple[str, bool]]:
     return rows + [(ticket.text, False) for ticket in train]
 
 
-def _model_scores(model: Pipeline, readings: Sequence[_Reading]) -> list[float]:
-    """The model's probability for each whole ticket, or for one part of it a person would
-    not have seen, whichever is higher: a comment or a decoded blob is judged on its own
-    too, so the ordinary text around it cannot dilute it."""
-    texts = [text for r in readings for text in (r.normalised.text, *r.hidden)]
-    probabilities = iter(model.predict_proba(texts)[:, 1])
-    return [max(float(next(probabilities)) for _ in range(1 + len(r.hidden))) for r in readings]
-
-
-def _scores(model: Pipeline, readings: Sequence[_Reading]) -> list[float]:
-    return [
-        1.0 if _rule_matches(r.normalised.text) else score
-        for r, score in zip(readings, _model_scores(model, readings), strict=True)
-    ]
-
-
-def _threshold(scores: Sequence[float], labels: Sequence[bool]) -> float:
+def _threshold(scores: np.ndarray, labels: np.ndarray) -> float:
     """The highest threshold that keeps RECALL_TARGET of the instructions, lowered halfway
     to the next score below it, so a new instruction scoring just under the last one kept is
     not lost for nothing."""
-    positives = sorted((s for s, y in zip(scores, labels, strict=True) if y), reverse=True)
-    kept = positives[max(0, math.ceil(RECALL_TARGET * len(positives)) - 1)]
-    below = [s for s in scores if s < kept]
-    return (kept + max(below)) / 2 if below else kept
-
-
-def _counts(hits: Sequence[bool], labels: Sequence[bool]) -> dict[str, int]:
-    pairs = list(zip(hits, labels, strict=True))
-    return {
-        "true_positives": sum(h and y for h, y in pairs),
-        "false_positives": sum(h and not y for h, y in pairs),
-        "true_negatives": sum(not h and not y for h, y in pairs),
-        "false_negatives": sum(not h and y for h, y in pairs),
-    }
+    positives = np.sort(scores[labels])[::-1]
+    kept = float(positives[max(0, math.ceil(RECALL_TARGET * len(positives)) - 1)])
+    below = scores[scores < kept]
+    return (kept + float(below.max())) / 2 if len(below) else kept
 
 
 def _metrics(hits: Sequence[bool], labels: Sequence[bool], threshold: float) -> dict[str, Any]:
-    counts = _counts(hits, labels)
-    tp, fp = counts["true_positives"], counts["false_positives"]
-    positives, negatives = sum(labels), len(labels) - sum(labels)
+    pairs = [(bool(h), bool(y)) for h, y in zip(hits, labels, strict=True)]
+    tp = sum(h and y for h, y in pairs)
+    fp = sum(h and not y for h, y in pairs)
+    fn = sum(not h and y for h, y in pairs)
+    tn = len(pairs) - tp - fp - fn
     return {
-        "recall": round(tp / positives, 4) if positives else None,
-        "false_positive_rate": round(fp / negatives, 4) if negatives else None,
+        "recall": round(tp / (tp + fn), 4) if tp + fn else None,
+        "false_positive_rate": round(fp / (fp + tn), 4) if fp + tn else None,
         "precision": round(tp / (tp + fp), 4) if tp + fp else None,
-        "positives": positives,
-        "negatives": negatives,
-        **counts,
+        "positives": tp + fn,
+        "negatives": fp + tn,
+        "true_positives": tp,
+        "false_positives": fp,
+        "true_negatives": tn,
+        "false_negatives": fn,
         "threshold": round(threshold, 4),
     }
 
 
 @dataclass(frozen=True)
 class _Detector:
-    model: Pipeline
+    model: _Model
     threshold: float
     cross_validated: dict[str, Any]
 
 
 @cache
 def _detector() -> _Detector:
-    """Trained once per process: cross-validation picks the threshold, then one model is fitted
-    on everything."""
-    rows = _training_rows()
-    readings = [_read(text) for text, _ in rows]
-    labels = [label for _, label in rows]
-    scores = [0.0] * len(rows)
+    """Trained once per process: cross-validation picks the threshold, then one model is
+    fitted on everything."""
+    corpus = _Corpus.of(_training_rows())
+    scores = np.zeros(len(corpus.labels))
     folds = StratifiedKFold(n_splits=FOLDS, shuffle=True, random_state=FOLD_SEED)
-    for fit_rows, held_rows in folds.split(readings, labels):
-        model = _pipeline().fit(
-            [readings[i].normalised.text for i in fit_rows], [labels[i] for i in fit_rows]
-        )
-        held_scores = _scores(model, [readings[i] for i in held_rows])
-        for i, score in zip(held_rows, held_scores, strict=True):
-            scores[i] = score
-    threshold = _threshold(scores, labels)
-    hits = [score >= threshold for score in scores]
-    model = _pipeline().fit([r.normalised.text for r in readings], labels)
-    return _Detector(model, threshold, _metrics(hits, labels, threshold))
+    for fit_rows, held_rows in folds.split(corpus.labels, corpus.labels):
+        scores[held_rows] = _corpus_scores(_fit_corpus(corpus, fit_rows), corpus, held_rows)
+    threshold = _threshold(scores, corpus.labels)
+    metrics = _metrics(list(scores >= threshold), list(corpus.labels), threshold)
+    model = _fit_corpus(corpus, np.arange(len(corpus.labels)))
+    return _Detector(model, threshold, metrics)
 
 
 def cross_validated_metrics() -> dict[str, Any]:
-    """Recall, false-positive rate and precision of the detector on its own training data,
-    each ticket judged by a model that never saw it (the threshold is chosen on these)."""
+    """Recall, false-positive rate and precision on the detector's own training data, each
+    ticket judged by a model that never saw it (the threshold is chosen on these)."""
     return dict(_detector().cross_validated)
 
 
@@ -651,30 +714,27 @@ def _window(text: str, start: int, end: int) -> str:
     return " ".join(text[begin : begin + EVIDENCE_CHARS].split())[:EVIDENCE_CHARS]
 
 
-def _strongest_line(model: Pipeline, reading: _Reading) -> str:
-    lines = [line.strip() for line in reading.normalised.text.split("\n") if line.strip()]
-    candidates = [*reading.hidden, *lines]
-    if not candidates:
-        return ""
-    best = int(model.predict_proba(candidates)[:, 1].argmax())
-    return " ".join(candidates[best].split())[:EVIDENCE_CHARS]
-
-
 def detect(text: str) -> Detection:
     """Whether a ticket carries instructions aimed at the agents. Any exact rule is a hit with
-    score 1.0; otherwise the model's probability, for the whole ticket or any hidden part,
-    is compared with the threshold chosen by cross-validation."""
+    score 1.0; otherwise the model's probability for the whole ticket, any paragraph or any
+    hidden part is compared with the threshold chosen by cross-validation."""
     detector = _detector()
     reading = _read(text)
     normalised = reading.normalised
     matches = _rule_matches(normalised.text)
+    lines = [line.strip() for line in normalised.text.split("\n") if line.strip()]
+    judged = [normalised.text, *_segments(normalised.text), *reading.hidden]
+    probabilities = detector.model.probabilities(_counts([*judged, *lines]))
     if matches:
         first = min((m for _, m in matches), key=lambda m: m.start())
-        evidence = _window(normalised.text, first.start(), first.end())
         score = 1.0
+        evidence = _window(normalised.text, first.start(), first.end())
     else:
-        score = _model_scores(detector.model, [reading])[0]
-        evidence = _strongest_line(detector.model, reading)
+        score = float(probabilities[: len(judged)].max())
+        # The hidden part or line that reads most like an instruction.
+        shown = [*reading.hidden, *lines]
+        scores = [*probabilities[len(judged) - len(reading.hidden) :]]
+        evidence = " ".join(shown[int(np.argmax(scores))].split())[:EVIDENCE_CHARS] if shown else ""
     return Detection(
         score=round(score, 4),
         hit=bool(matches) or score >= detector.threshold,
@@ -687,9 +747,9 @@ def detect(text: str) -> Detection:
 def held_out_metrics(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """Recall, false-positive rate, precision and the counts of detect() on rows with
     "subject", "body" and "instruction", none of which it trained on."""
-    rows = list(rows)
-    hits = [detect(_row_text(row)).hit for row in rows]
-    labels = [bool(row["instruction"]) for row in rows]
+    judged = list(rows)
+    hits = [detect(_row_text(row)).hit for row in judged]
+    labels = [bool(row["instruction"]) for row in judged]
     return _metrics(hits, labels, _detector().threshold)
 
 

@@ -2,7 +2,7 @@
 like it (which also vote for the articles that answered them: agents.retrieval)."""
 
 from orchestration.agents.base import AgentContext, AgentResult, timed_span
-from orchestration.agents.retrieval import query_terms, search_resolved_tickets
+from orchestration.agents.retrieval import query_terms, query_text, search_resolved_tickets
 from tools_registry.gateway import call_tool
 
 AGENT = "research"
@@ -12,7 +12,7 @@ TICKET_LIMIT = 3
 
 def run(ctx: AgentContext) -> AgentResult:
     spans: list = []
-    text = ctx.ticket.text
+    text = query_text(ctx.ticket.subject, ctx.ticket.body)
     with timed_span(spans, "tool", "search_knowledge_base") as attributes:
         found = call_tool(
             name="search_knowledge_base",

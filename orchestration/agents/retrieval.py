@@ -15,6 +15,7 @@ only; the article's best-matching passage is what the drafter quotes. The same i
 index serves PostgreSQL and SQLite, so the figures measured on one hold on the other; it is
 rebuilt when the articles or the resolved history change."""
 
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -51,6 +52,35 @@ PRECEDENTS = 5
 MAX_PASSAGES = 8
 
 _stemmer = Stemmer.Stemmer("english")
+
+# Lines of a forwarded or quoted mail that say who wrote it, not what they asked.
+_MAIL_HEADER = re.compile(
+    r"(?im)^[ \t]*(?:from|sent|to|cc|bcc|date|subject|von|an|gesendet|betreff|datum|de|à|"
+    r"envoyé|objet|para|enviado|asunto|fecha|da|inviato|oggetto|od|wysłano|temat)[ \t]*:.*$"
+)
+_MAIL_BANNER = re.compile(
+    r"(?im)^[ \t]*-{2,}[^\n]*(?:message|nachricht|mensaje|messaggio|wiadomość)[^\n]*-*[ \t]*$"
+    r"|^[ \t]*(?:begin forwarded message:|on .{3,120} wrote:|am .{3,120} schrieb.{0,80}:)[ \t]*$"
+)
+# A legal disclaimer or a signature after "--" says nothing about the question.
+_DISCLAIMER = re.compile(
+    r"(?is)(?:^|\n)[^\n]*\b(?:confidential|vertraulich|confidentiel|privileged)\b[^\n]*"
+    r"\b(?:intended|recipient|empfänger|destinataire)\b.*?(?=\n\s*\n|\Z)"
+)
+_SIGNATURE = re.compile(r"(?ms)^--[ \t]*$.*?(?=^\s*>|\Z)")
+
+
+def query_text(subject: str, body: str) -> str:
+    """What a ticket is searched by: its text as a person reads it (markup, invisible and
+    lookalike characters, quote markers gone: agents.instructions.normalise), without the
+    headers, banners, signatures and disclaimers of forwarded mail; the subject twice, as
+    it usually names the question."""
+    from orchestration.agents.instructions import normalise
+
+    text = normalise(body).text
+    for pattern in (_MAIL_HEADER, _MAIL_BANNER, _DISCLAIMER, _SIGNATURE):
+        text = pattern.sub("\n", text)
+    return f"{subject}\n{subject}\n{text}"
 
 
 def _tokens(texts: Sequence[str]) -> list[list[str]]:

@@ -61,9 +61,14 @@ class AutonomyPolicy:
         if unknown:
             raise InvalidAutonomyConfig(unknown[0], "is not a setting")
         values: dict[str, Any] = {}
-        for name in ("target_precision", "send_threshold"):
-            if name in block:
-                values[name] = _share(name, block[name], low=0.5, high=1, high_open=True)
+        if "target_precision" in block:
+            values["target_precision"] = _share(
+                "target_precision", block["target_precision"], low=0.5, high=1, high_open=True
+            )
+        if "send_threshold" in block:
+            values["send_threshold"] = _share(
+                "send_threshold", block["send_threshold"], low=0, high=1, high_open=True
+            )
         for name in ("wrong_tolerance", "sample_share", "recent_sample_share"):
             if name in block:
                 values[name] = _share(name, block[name], low=0, high=1, high_open=False)

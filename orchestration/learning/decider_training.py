@@ -23,7 +23,7 @@ from orchestration import dataset
 from orchestration.agents.answer_model import AnswerModel
 from orchestration.agents.decider_model import DeciderModel, features
 from orchestration.agents.instructions import detect
-from orchestration.agents.retrieval import Corpus
+from orchestration.agents.retrieval import Corpus, query_text
 from orchestration.agents.triage_model import TriageModel
 from orchestration.learning.answers import wrong_to_auto_send
 
@@ -94,7 +94,7 @@ def _replay(ticket: dataset.LabelledTicket, triage: TriageModel, corpus: Corpus)
         "category_confidence": prediction.category_confidence,
         "alternatives": [{"category": c, "score": s} for c, s in top],
     }
-    found = corpus.retrieve(ticket.text, 3, None)
+    found = corpus.retrieve(query_text(ticket.subject, ticket.body), 3, None)
     research_out = {
         "articles": [
             {

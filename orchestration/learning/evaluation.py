@@ -23,7 +23,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from orchestration import dataset
 from orchestration.agents.base import TicketView
 from orchestration.agents.instructions import held_out_metrics
-from orchestration.engine.states import DecisionOutcome
+from orchestration.engine.states import DecisionOutcome, TaskKind
 from orchestration.learning.active import LEARNED_AGENTS, current_version, using
 from orchestration.learning.answers import (
     Ranked,
@@ -84,6 +84,8 @@ REPORTED = (
     "instruction_false_positive_rate",
 )
 LEARNABLE = (DecisionOutcome.APPROVED, DecisionOutcome.EDITED, DecisionOutcome.REJECTED)
+# A person's verdict on a draft, before it went out or (a review) after it went out alone.
+FEEDBACK_TASKS = (TaskKind.APPROVAL, TaskKind.REVIEW)
 
 
 @dataclass(frozen=True)
@@ -133,9 +135,10 @@ def is_held_out(ticket_id: int) -> bool:
 
 
 def learnable_decisions() -> QuerySet[Decision]:
-    """Decisions the learner may read: on approval tasks, not held out, in order made."""
+    """Decisions the learner may read: on approval tasks and reviews of replies sent alone,
+    not held out, in order made."""
     return (
-        Decision.objects.filter(outcome__in=LEARNABLE, task__kind="approval")
+        Decision.objects.filter(outcome__in=LEARNABLE, task__kind__in=FEEDBACK_TASKS)
         .annotate(bucket=Mod("task__run__ticket_id", HOLDOUT_MODULUS))
         .exclude(bucket=0)
         .order_by("pk")
@@ -157,7 +160,7 @@ def scenario_library() -> list[Scenario]:
         for t in tickets
     ]
     decided = (
-        Decision.objects.filter(outcome__in=LEARNABLE, task__kind="approval")
+        Decision.objects.filter(outcome__in=LEARNABLE, task__kind__in=FEEDBACK_TASKS)
         .select_related("task__run__ticket")
         .order_by("-pk")
     )

@@ -5,6 +5,7 @@ rules of engine.autonomy, and every change is an audit event ("autonomy.earned",
 "autonomy.lost") that names the evidence behind it."""
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
@@ -18,6 +19,7 @@ from orchestration.engine.autonomy import (
     judge,
     review_share,
     sampled,
+    wilson_interval,
 )
 from orchestration.engine.states import DecisionOutcome, StepStatus, TaskKind
 from orchestration.models import AutonomyEvidence, CategoryAutonomy, Decision, Step
@@ -191,3 +193,53 @@ def note_decision(*, decision_id: int) -> CategoryAutonomy | None:
         decision_id=decision.pk,
         workflow=task.run.workflow.name,
     )
+
+
+@dataclass(frozen=True)
+class CategoryReport:
+    """One category's autonomy as the Learning screen shows it."""
+
+    row: CategoryAutonomy
+    # Sampled reviews of its replies sent alone, the wrong ones, and the wrong rate's
+    # 95% interval from those samples.
+    reviewed: int
+    wrong: int
+    wrong_low: float
+    wrong_high: float
+    # Where its evidence came from: {"history": n, "decision": n, "review": n}.
+    sources: dict[str, int]
+
+
+def autonomy_report(workflow: str = support_desk.NAME) -> list[CategoryReport]:
+    reviews = dict(
+        AutonomyEvidence.objects.filter(workflow=workflow, source=AutonomyEvidence.Source.REVIEW)
+        .values("category")
+        .annotate(n=Count("id"), wrong=Count("id", filter=Q(right=False)))
+        .values_list("category", "n")
+    )
+    wrong = dict(
+        AutonomyEvidence.objects.filter(
+            workflow=workflow, source=AutonomyEvidence.Source.REVIEW, right=False
+        )
+        .values("category")
+        .annotate(n=Count("id"))
+        .values_list("category", "n")
+    )
+    sources: dict[str, dict[str, int]] = {}
+    for category, source, n in (
+        AutonomyEvidence.objects.filter(workflow=workflow)
+        .values("category", "source")
+        .annotate(n=Count("id"))
+        .values_list("category", "source", "n")
+    ):
+        sources.setdefault(category, {})[source] = n
+    reports = []
+    for row in autonomy_table(workflow):
+        n, bad = reviews.get(row.category, 0), wrong.get(row.category, 0)
+        low, high = wilson_interval(bad, n)
+        reports.append(
+            CategoryReport(
+                row, n, bad, round(low, 4), round(high, 4), sources.get(row.category, {})
+            )
+        )
+    return reports

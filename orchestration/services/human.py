@@ -60,6 +60,12 @@ def approval_task(run: Run) -> HumanTask:
         "articles": state.get("research", {}).get("articles", []),
         "similar_tickets": state.get("research", {}).get("similar_tickets", []),
         "reasons": state.get("decide", {}).get("reasons", []),
+        # The decider's estimate and why, what it would have done, and what the instruction
+        # detector found: the operator sees the evidence the decision would have rested on.
+        "decider": {
+            key: state.get("decide", {}).get(key)
+            for key in ("score", "send_threshold", "would_send", "shadow", "why", "instructions")
+        },
         # A refund the drafter found asked for: made after the reply, within the grant.
         "refund": state.get("draft", {}).get("refund"),
     }

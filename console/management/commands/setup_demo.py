@@ -58,9 +58,7 @@ class Command(BaseCommand):
                 f"cross-fitted replay of {decider.metrics['examples']} resolved tickets"
             )
         for row in seed_demo_history():
-            self.stdout.write(
-                f"  autonomy {row.category:<16} {row.status:<7} {row.why}"
-            )
+            self.stdout.write(f"  autonomy {row.category:<16} {row.status:<7} {row.why}")
         credentials = self._users()
         wanted = min(int(options["tickets"]), len(test))  # type: ignore[call-overload]
         incoming = [
