@@ -16,6 +16,7 @@ from console import celery_app
 from orchestration import dataset
 from orchestration.agents.triage_model import TriageModel
 from orchestration.models import PolicyVersion
+from orchestration.models.taxonomy import Category
 from orchestration.services.knowledge import load_resolved_tickets, upsert_articles
 from orchestration.services.tickets import NewTicket, ingest_tickets
 
@@ -113,23 +114,32 @@ def decider_artifact() -> bytes:
     return starting_model().dumps()
 
 
-@pytest.fixture
-def support_desk(db, triage_artifact, decider_artifact):
-    """Articles, resolved history, an active triage model and decider: what `setup_demo`
-    provides (but for the demo's history: every category starts in shadow mode)."""
+def _active_version(agent: str, blob: bytes) -> PolicyVersion:
     import hashlib
 
+    return PolicyVersion.objects.create(
+        agent=agent,
+        version=1,
+        artifact=blob,
+        artifact_sha256=hashlib.sha256(blob).hexdigest(),
+        status=PolicyVersion.Status.ACTIVE,
+    )
+
+
+@pytest.fixture
+def support_desk(db, triage_artifact):
+    """Articles, resolved history and an active triage model. No decider estimate is trained
+    (a person decides every ticket; `trained_decider` adds the starting one)."""
     upsert_articles(rows=dataset.articles())
     train, _ = dataset.split()
     load_resolved_tickets(tickets=train)
-    for agent, blob in (("triage", triage_artifact), ("decider", decider_artifact)):
-        PolicyVersion.objects.create(
-            agent=agent,
-            version=1,
-            artifact=blob,
-            artifact_sha256=hashlib.sha256(blob).hexdigest(),
-            status=PolicyVersion.Status.ACTIVE,
-        )
+    _active_version("triage", triage_artifact)
+
+
+@pytest.fixture
+def trained_decider(support_desk, decider_artifact):
+    """The decider's starting estimate, active: what `setup_demo` trains."""
+    return _active_version("decider", decider_artifact)
 
 
 def earn_autonomy(category: str, *, right: int = 80, wrong: int = 0):
@@ -155,19 +165,22 @@ def earn_autonomy(category: str, *, right: int = 80, wrong: int = 0):
 
 
 @pytest.fixture
-def autonomous(support_desk):
-    """Every category a hard rule does not hold has earned autonomy."""
-    from orchestration.workflows.support_desk import CONFIG
+def autonomous(trained_decider, monkeypatch):
+    """A desk past its shadow mode: every category no hard rule holds has earned autonomy,
+    and the decider recommends sending every draft no hard rule holds back (send threshold
+    0), so that a test of the engine is not one of the estimate. Reviews after sending are
+    off (sample share 0) unless a test turns them on."""
+    from orchestration.workflows import support_desk as module
 
-    held = set(CONFIG["always_human_categories"])
-    for category in (
-        "billing",
-        "account_access",
-        "bug",
-        "how_to",
-        "feature_request",
-        "cancellation",
-    ):
+    autonomy = {
+        **module.CONFIG["autonomy"],
+        "send_threshold": 0.0,
+        "sample_share": 0.0,
+        "recent_sample_share": 0.0,
+    }
+    monkeypatch.setattr(module, "CONFIG", {**module.CONFIG, "autonomy": autonomy})
+    held = set(module.CONFIG["always_human_categories"])
+    for category in Category.values:
         if category not in held:
             earn_autonomy(category)
 

@@ -84,6 +84,7 @@ def _search_knowledge_base(arguments: dict[str, Any], idempotency_key: str) -> d
                 "category": h.category,
                 "score": h.score,
                 "passage": {"ref": h.passage.ref, "text": h.passage.text},
+                "passages": [{"ref": p.ref, "text": p.text} for p in h.passages],
                 "lexical": h.lexical,
                 "precedent": h.precedent,
             }
@@ -289,6 +290,18 @@ BUILTIN_TOOLS: dict[str, BuiltinTool] = {
                                     },
                                     ["ref", "text"],
                                 ),
+                                # Every passage of it the drafter should quote, best first.
+                                "passages": {
+                                    "type": "array",
+                                    "maxItems": 4,
+                                    "items": _object(
+                                        {
+                                            "ref": {"type": "string", "minLength": 1},
+                                            "text": {"type": "string"},
+                                        },
+                                        ["ref", "text"],
+                                    ),
+                                },
                                 "lexical": {"type": "number", "minimum": 0, "maximum": 1},
                                 "precedent": {"type": "number", "minimum": 0, "maximum": 1},
                             },

@@ -53,12 +53,6 @@ SHADOW = "shadow mode"
 BELOW_SEND_THRESHOLD = "is below the send threshold"
 
 
-def held_by_estimate_only(reasons: list[str] | tuple[str, ...]) -> bool:
-    """Whether a draft went to a person only because of the decider's estimate or shadow
-    mode (no rule sent it there): the drafts whose outcomes train the estimate."""
-    return bool(reasons) and all(BELOW_SEND_THRESHOLD in r or r.startswith(SHADOW) for r in reasons)
-
-
 @dataclass(frozen=True)
 class Route:
     route: str  # "auto_send" or "human"

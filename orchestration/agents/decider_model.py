@@ -171,8 +171,14 @@ class DeciderModel:
 
     @classmethod
     def loads(cls, blob: bytes) -> "DeciderModel":
-        # Artifacts are written only by this code into this project's own database.
-        payload = pickle.loads(blob)  # noqa: S301
+        # Artifacts are written only by this code into this project's own database. One of
+        # the earlier threshold format is JSON, not a model.
+        if blob[:1] in (b"{", b"["):
+            raise ValueError("not a decider model artifact (thresholds of the earlier format)")
+        try:
+            payload = pickle.loads(blob)  # noqa: S301
+        except (pickle.UnpicklingError, EOFError) as problem:
+            raise ValueError(f"not a decider model artifact: {problem}") from None
         if not isinstance(payload, dict) or payload.get("format") != FORMAT:
             raise ValueError("not a decider model artifact")
         if payload["sklearn"] != sklearn.__version__:

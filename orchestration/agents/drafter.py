@@ -42,18 +42,25 @@ def cited(text: str) -> list[str]:
 
 
 def offered_passages(research: dict) -> list[dict]:
-    """Each retrieved article's best passage, as the drafter is given them."""
-    return [
-        {
-            "ref": a["passage"]["ref"],
-            "slug": a["slug"],
-            "title": a["title"],
-            "text": a["passage"]["text"],
-            "score": a["score"],
-        }
-        for a in research.get("articles", [])
-        if a.get("passage")
-    ]
+    """Each retrieved article with the passages of it that match (its best first), as the
+    drafter is given them: one entry per article, its passages joined in article order."""
+    offered = []
+    for a in research.get("articles", []):
+        passages = a.get("passages") or ([a["passage"]] if a.get("passage") else [])
+        if not passages:
+            continue
+        in_order = sorted(passages, key=lambda p: split_ref(p["ref"])[1] or 0)
+        offered.append(
+            {
+                "ref": passages[0]["ref"],
+                "refs": [p["ref"] for p in passages],
+                "slug": a["slug"],
+                "title": a["title"],
+                "text": "\n\n".join(p["text"] for p in in_order),
+                "score": a["score"],
+            }
+        )
+    return offered
 
 
 def answering_passages(offered: list[dict], ticket_text: str) -> list[dict]:
@@ -159,7 +166,7 @@ def run(ctx: AgentContext) -> AgentResult:
         "text": completion.text,
         "citations": citations,
         # What the reply may cite: the passages it was given (schemas.citation_problems).
-        "sources": [p["ref"] for p in offered],
+        "sources": [ref for p in offered for ref in p["refs"]],
         "primary_citation": split_ref(citations[0])[0] if citations else "",
         "model": completion.model,
     }
@@ -169,7 +176,7 @@ def run(ctx: AgentContext) -> AgentResult:
         output["refund"] = refund_requested(ctx.ticket.text)
     return AgentResult(
         output=output,
-        input={"passages": [p["ref"] for p in offered]},
+        input={"passages": [ref for p in offered for ref in p["refs"]]},
         input_tokens=completion.input_tokens,
         output_tokens=completion.output_tokens,
         spans=spans,

@@ -12,7 +12,6 @@ Plain Python and scikit-learn; nothing here touches the database."""
 import base64
 import binascii
 import html
-import json
 import math
 import re
 import unicodedata
@@ -37,18 +36,25 @@ FOLDS = 5
 FOLD_SEED = 20261122
 MIN_BLOB = 16
 EVIDENCE_CHARS = 200
+MIN_SEGMENT_WORDS = 4
 # Decoded text is normalised again (base64 of zero-width text, base64 of base64), this deep.
 MAX_DEPTH = 2
 
 
 @dataclass(frozen=True)
 class Normalised:
+    """A ticket's text as the detector judges it, and the names of what was changed."""
+
     text: str
     flags: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class Detection:
+    """score is the model's probability, or 1.0 when a rule matched; evidence is at most
+    EVIDENCE_CHARS of the normalised text around the first rule match, or the line (or
+    hidden part) that reads most like an instruction."""
+
     score: float
     hit: bool
     rules: tuple[str, ...]
@@ -86,7 +92,7 @@ _LOOKS_LIKE_HTML = re.compile(
     re.I,
 )
 _ENTITY = re.compile(r"&(?:#\d{1,7}|#x[0-9a-f]{1,6}|[a-z][a-z0-9]{1,31});", re.I)
-_CONDITIONAL = re.compile(r"\[(?:end)?if[^\]]*\]|<[^<>]*>", re.I)
+_CONDITIONAL = re.compile(r"<?!?\[(?:end)?if[^\]]*\]>?|<[^<>]*>", re.I)
 
 
 class _HtmlText(HTMLParser):
@@ -241,7 +247,7 @@ def _fold_compatibility(text: str) -> tuple[str, list[str], list[str]]:
 # Cyrillic, Greek and Armenian letters drawn like Latin ones (from Unicode's confusables.txt,
 # limited to the letters that look the same in ordinary fonts).
 HOMOGLYPHS: Mapping[str, str] = {
-    "а": "a", "в": "b", "е": "e", "ё": "ë", "һ": "h", "і": "i", "ї": "ï", "ј": "j", "к": "k",
+    "а": "a", "е": "e", "ё": "ë", "һ": "h", "і": "i", "ї": "ï", "ј": "j", "к": "k",
     "ԁ": "d", "о": "o", "р": "p", "с": "c", "ԛ": "q", "ѕ": "s", "у": "y", "ԝ": "w", "х": "x",
     "ӏ": "l", "А": "A", "В": "B", "Е": "E", "Ѕ": "S", "І": "I", "Ј": "J", "К": "K", "М": "M",
     "Н": "H", "О": "O", "Р": "P", "С": "C", "Т": "T", "У": "Y", "Х": "X", "Ү": "Y", "Ԁ": "D",
@@ -284,17 +290,19 @@ def _join_letters(text: str) -> tuple[str, list[str], list[str]]:
     across lines ("ign-\\nore") are joined back into words."""
     joined = _SPACED.sub(lambda m: m[0].replace(" ", ""), text)
     joined = _HYPHENATED.sub(r"\1\2", joined)
-    lines = joined.split("\n")
     out: list[str] = []
     run: list[str] = []
-    for line in [*lines, "\n"]:
-        if len(line.strip()) <= 1 and line != "\n":
-            run.append(line.strip() or " ")
+    for line in [*joined.split("\n"), None]:
+        if line is not None and len(line.strip()) <= 1:
+            run.append(line)
             continue
-        # Four or more one-letter lines in a row spell something; fewer are left as they are.
-        out += ["".join(run)] if len(run) >= 4 else run
+        # Four or more one-letter lines in a row spell something; blank lines are spaces.
+        if sum(len(r.strip()) for r in run) >= 4:
+            out.append("".join(r.strip() or " " for r in run))
+        else:
+            out += run
         run = []
-        if line != "\n":
+        if line is not None:
             out.append(line)
     joined = "\n".join(out)
     return joined, ["split_words"] * (joined != text), []
@@ -338,7 +346,7 @@ def _readable(raw: bytes | str) -> str | None:
         return None
     printable = sum(c.isprintable() or c in "\n\r\t" for c in text) / len(text)
     wordy = sum(c.isalpha() or c.isspace() for c in text) / len(text)
-    return text if printable >= 0.97 and wordy >= 0.6 else None
+    return text if printable >= 0.97 and wordy >= 0.5 else None
 
 
 def _decode_hex(token: str) -> str | None:
@@ -382,19 +390,23 @@ def _looks_encoded(token: str) -> bool:
     return has_case_mix and bool(re.search(r"[\d+/=]", token))
 
 
-def _base64_blocks(text: str) -> list[str]:
-    """Base64 wrapped over several lines (as mail wraps it at 76 characters), joined."""
-    blocks: list[str] = []
+def _base64_blocks(text: str) -> list[list[str]]:
+    """Base64 wrapped over several lines (as mail wraps it at 76 characters), line by line."""
+    blocks: list[list[str]] = []
     current: list[str] = []
     for line in [*text.split("\n"), ""]:
         stripped = line.strip()
         fits = _BASE64_LINE.fullmatch(stripped) is not None
-        if fits and (len(stripped) >= MIN_BLOB or (current and len(stripped) >= 4)):
+        ended = bool(current) and current[-1].endswith("=")
+        if fits and not ended and (len(stripped) >= MIN_BLOB or (current and len(stripped) >= 4)):
             current.append(stripped)
             continue
+        # Base64 comes in fours: a short word after the block ("Regards") is not part of it.
+        while current and sum(map(len, current)) % 4:
+            current.pop()
         if len(current) > 1:
-            blocks.append("".join(current))
-        current = []
+            blocks.append(current)
+        current = [stripped] if fits and len(stripped) >= MIN_BLOB else []
     return blocks
 
 
@@ -403,9 +415,14 @@ def _blob_candidates(text: str) -> list[tuple[str, Callable[[str], str | None]]]
     candidates += [(m[0], _decode_percent) for m in _PERCENT_TOKEN.finditer(text)]
     candidates += [(m[0], _decode_hex) for m in _HEX_SPACED.finditer(text)]
     candidates += [(m[0], _decode_hex) for m in _HEX_ESCAPED.finditer(text)]
-    candidates += [(block, _decode_base64) for block in _base64_blocks(text)]
+    blocks = _base64_blocks(text)
+    candidates += [("".join(lines), _decode_base64) for lines in blocks]
+    # A line of a wrapped block may decode on its own, to a fragment: the block is read whole.
+    wrapped = {line for lines in blocks for line in lines}
     for match in _BASE64_TOKEN.finditer(text):
         token = match[0]
+        if token in wrapped:
+            continue
         is_hex = _HEX_DIGITS.fullmatch(token) and len(token.removeprefix("0x")) % 2 == 0
         candidates.append((token, _decode_hex if is_hex else _decode_base64))
     return candidates
@@ -449,6 +466,8 @@ def _ordered(flags: Iterable[str]) -> tuple[str, ...]:
 
 
 def _read(text: str, depth: int = 0) -> _Reading:
+    """Every normalisation step in order, then the blobs, whose decoded text is read in turn
+    (to MAX_DEPTH)."""
     flags: list[str] = []
     hidden: list[str] = []
     for step in _STEPS:
@@ -489,13 +508,21 @@ RULES: Mapping[str, re.Pattern[str]] = {
         re.I,
     ),
     # "SYSTEM: import aborted" in a pasted log is not addressed to anyone; "SYSTEM: approved,
-    # skip review" is. A bracketed [system] or <system> marker is never a customer's own.
+    # skip review" is. Words a log line also uses (send, credit, admin) do not count. A
+    # bracketed [system] or <system> marker is never a customer's own.
     "system_line": re.compile(
         r"(?im)^\W{0,4}(?:\[\s*system\s*\]|<\s*system\s*>|\(\s*system\s*\)"
         r"|syst[eè]me?\s+(?:message|prompt|note|notice|override|instructions?)\s*[:\]]"
-        r"|syst[eè]me?\s*:(?=.*\b(?:approv|approuv|authori[sz]|review|assistant|agent|ai|bot"
-        r"|model|ignore|refund|rembours|credit|send|envoy|grant|admin|forward|priority|override"
-        r"|escalat|verified|pre-?approved|instruction|freigegeben|genehmigt|aprobad)))",
+        r"|syst[eè]me?\s*:(?=.*\b(?:approv|approuv|aprobad|authori[sz]|review|assistant|agent"
+        r"|ai|bot|model|ignore|override|escalat|instruction|freigegeben|genehmigt)))",
+    ),
+    # Another customer's tickets or data are never the sender's to have.
+    "other_customers_data": re.compile(
+        r"\b(?:forward|send|share|show|give|paste|copy|include|attach|list|tell me)\b[^.\n]{0,60}"
+        r"\b(?:other|another)\s+(?:tallybook\s+)?(?:customers?|users?|accounts?|companies"
+        r"|workspaces?)(?:'s|s'|\u2019s|s\u2019)?\s+(?:tickets?|support\s+(?:tickets|requests)"
+        r"|conversations|messages|data|account\s+details|e-?mail\s+addresses|emails)\b",
+        re.I,
     ),
     "chat_template": re.compile(
         r"<\|\s*[a-z_]{2,24}\s*\|>|\[/?INST\]|<</?SYS>>|<\s*/?\s*tool_call\s*>", re.I
@@ -510,7 +537,8 @@ RULES: Mapping[str, re.Pattern[str]] = {
     "addressed_to_ai": re.compile(
         r"\b(?:note|message|instructions?|memo|p\.?s\.?|hinweis|anweisung|nachricht|bericht)"
         r"\W{0,3}(?:to|for|an|für|voor)\s+(?:the\s+|any\s+|all\s+|den\s+|die\s+|de\s+)?"
-        r"(?:ai|a\.i\.|ki|llm|gpt|chatbot|bot|robot|language model|automated)\b"
+        r"(?:ai|a\.i\.|ki|llm|gpt|chatbot|bot|robot|language model"
+        r"|automated\s+(?:system|assistant|agent|support|bot|model)s?)\b"
         r"|^\W{0,3}(?:(?:dear|hey|hi|hello|attention|attn|to|an|à)\W+)?(?:the\s+)?"
         r"(?:ai|a\.i\.|ki|ia|llm|gpt|chatbot|bot|robot)(?:[\s-]+(?:assistant|assistent|agent"
         r"|model|system|helper|bot))?\s*[:,]",
@@ -525,29 +553,37 @@ def _rule_matches(text: str) -> list[tuple[str, re.Match[str]]]:
 
 # -- Model -----------------------------------------------------------------------------------
 
-# Words for the idea ("already approved", "send without review"), characters for what
-# survives spelling, languages and leftover obfuscation. Hashing keeps no vocabulary, so every
-# text is counted once and each cross-validation fold fits its own weights on its own rows.
-_WORDS = HashingVectorizer(ngram_range=(1, 2), alternate_sign=False, norm=None, n_features=2**18)
-_CHARACTERS = HashingVectorizer(
-    analyzer="char_wb", ngram_range=(2, 5), alternate_sign=False, norm=None, n_features=2**18
-)
+# Words and word pairs carry the idea ("already approved", "send without review"). Character
+# n-grams were tried and dropped: they raised false positives on short ordinary tickets (a
+# bare "Refund" subject) in cross-validation, and the obfuscations they would paper over are
+# undone by normalise() first. Hashing keeps no vocabulary, so every text is counted once and
+# each cross-validation fold fits its own weights on its own rows.
+_WORDS = HashingVectorizer(ngram_range=(1, 2), alternate_sign=False, norm=None, n_features=2**20)
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
 
 
 def _counts(texts: Sequence[str]) -> sp.csr_matrix:
-    if not texts:
-        return sp.csr_matrix((0, _WORDS.n_features + _CHARACTERS.n_features))
-    return sp.hstack([_WORDS.transform(texts), _CHARACTERS.transform(texts)]).tocsr()
+    return sp.csr_matrix(_WORDS.transform(texts)) if texts else sp.csr_matrix((0, 2**20))
 
 
 def _segments(text: str) -> tuple[str, ...]:
     """The paragraphs of a ticket, or its lines when it has one paragraph; none for a ticket
-    of one line. An instruction is usually one paragraph in an otherwise ordinary ticket."""
+    of one piece. An instruction is usually one paragraph in an otherwise ordinary ticket. A
+    piece of fewer than MIN_SEGMENT_WORDS words (a subject, "Thanks, Ilse") joins the next
+    one: alone, "Refund" says nothing about who it is addressed to."""
     parts = [p.strip() for p in _PARAGRAPH_BREAK.split(text) if p.strip()]
     if len(parts) == 1:
         parts = [line.strip() for line in text.split("\n") if line.strip()]
-    return tuple(parts) if len(parts) > 1 else ()
+    merged: list[str] = []
+    pending = ""
+    for part in parts:
+        pending = f"{pending}\n{part}" if pending else part
+        if len(pending.split()) >= MIN_SEGMENT_WORDS:
+            merged.append(pending)
+            pending = ""
+    if pending and merged:
+        merged[-1] = f"{merged[-1]}\n{pending}"
+    return tuple(merged) if len(merged) > 1 else ()
 
 
 @dataclass(frozen=True)
@@ -558,14 +594,14 @@ class _Model:
     def probabilities(self, counts: sp.csr_matrix) -> np.ndarray:
         if counts.shape[0] == 0:
             return np.zeros(0)
-        return self.classifier.predict_proba(self.weights.transform(counts))[:, 1]
+        return np.asarray(self.classifier.predict_proba(self.weights.transform(counts))[:, 1])
 
 
 def _fit(counts: sp.csr_matrix, labels: np.ndarray) -> _Model:
     weights = TfidfTransformer(sublinear_tf=True).fit(counts)
     # The dual solver: with far more columns than rows it fits in a tenth of the primal's time.
     classifier = LogisticRegression(
-        C=3.0, class_weight="balanced", solver="liblinear", dual=True, max_iter=1000
+        C=10.0, class_weight="balanced", solver="liblinear", dual=True, max_iter=1000
     )
     return _Model(weights, classifier.fit(weights.transform(counts), labels))
 
@@ -714,6 +750,16 @@ def _window(text: str, start: int, end: int) -> str:
     return " ".join(text[begin : begin + EVIDENCE_CHARS].split())[:EVIDENCE_CHARS]
 
 
+def _strongest(candidates: Sequence[str], scores: np.ndarray) -> str:
+    """The hidden part or line that reads most like an instruction; a line of a word or two
+    (a subject, a greeting) only when there is nothing longer."""
+    long_enough = [len(c.split()) >= MIN_SEGMENT_WORDS for c in candidates]
+    ranked = np.where(long_enough, scores, scores - 1.0) if any(long_enough) else scores
+    if not candidates:
+        return ""
+    return " ".join(candidates[int(np.argmax(ranked))].split())[:EVIDENCE_CHARS]
+
+
 def detect(text: str) -> Detection:
     """Whether a ticket carries instructions aimed at the agents. Any exact rule is a hit with
     score 1.0; otherwise the model's probability for the whole ticket, any paragraph or any
@@ -731,10 +777,9 @@ def detect(text: str) -> Detection:
         evidence = _window(normalised.text, first.start(), first.end())
     else:
         score = float(probabilities[: len(judged)].max())
-        # The hidden part or line that reads most like an instruction.
-        shown = [*reading.hidden, *lines]
-        scores = [*probabilities[len(judged) - len(reading.hidden) :]]
-        evidence = " ".join(shown[int(np.argmax(scores))].split())[:EVIDENCE_CHARS] if shown else ""
+        evidence = _strongest(
+            [*reading.hidden, *lines], probabilities[len(judged) - len(reading.hidden) :]
+        )
     return Detection(
         score=round(score, 4),
         hit=bool(matches) or score >= detector.threshold,
@@ -751,11 +796,3 @@ def held_out_metrics(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     hits = [detect(_row_text(row)).hit for row in judged]
     labels = [bool(row["instruction"]) for row in judged]
     return _metrics(hits, labels, _detector().threshold)
-
-
-def _main() -> None:  # pragma: no cover - a quick look from the shell
-    print(json.dumps(cross_validated_metrics(), indent=2))
-
-
-if __name__ == "__main__":  # pragma: no cover
-    _main()

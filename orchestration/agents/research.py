@@ -36,7 +36,11 @@ def run(ctx: AgentContext) -> AgentResult:
     return AgentResult(
         output={
             "articles": [
-                {k: a[k] for k in ("id", "slug", "title", "summary", "score", "passage")}
+                {
+                    k: a[k]
+                    for k in ("id", "slug", "title", "summary", "score", "passage", "passages")
+                    if k in a
+                }
                 for a in articles
             ],
             "signals": found.get("signals", {}),

@@ -42,7 +42,7 @@ class AutonomyPolicy:
     min_evidence: int = 30
     # The decider recommends sending when its estimate that a person would send the draft
     # unchanged is at least this.
-    send_threshold: float = 0.9
+    send_threshold: float = 0.7
     # Share of auto-sent replies a person reviews after sending, and the higher share for
     # a category's first ``recent_window`` auto-sends after it earned autonomy.
     sample_share: float = 0.1

@@ -91,7 +91,10 @@ def shadow(version: PolicyVersion, window: int = DEFAULT_WINDOW) -> Shadow:
     with using({version.agent: version}):
         _, model = active_model()
         if version.agent == DECIDER:
-            model = artifact(version, DeciderModel.loads)
+            try:
+                model = artifact(version, DeciderModel.loads)
+            except ValueError:  # a version of the earlier threshold format: no estimate
+                model = None
         for index, step in enumerate(steps):
             recorded = step.input or {}
             then_output = step.output or {}

@@ -1,7 +1,9 @@
 """Engine benchmark: overhead per step against a bare Celery chain and LangGraph, pause and
-resume latency against LangGraph's interrupt(), and support-desk throughput.
+resume latency against LangGraph's interrupt(), and support-desk throughput with the median
+time each agent takes per ticket.
 
     make bench          # or: .venv/bin/python -m tests.bench.engine_bench --rounds 5
+    make bench BENCH_ARGS="--throughput-only"   # only the support desk, 1 and 2 workers
 
 Needs PostgreSQL and Redis on loopback (BENCH_DATABASE_URL, BENCH_REDIS_URL override) and the
 bench extra (`pip install -e '.[bench]'`: langgraph and its PostgreSQL checkpointer). It
@@ -274,8 +276,9 @@ def bench_engine_pause(runs: int) -> tuple[float, float]:
     return statistics.median(pauses), statistics.median(resumes)
 
 
-def bench_throughput(tickets: int) -> float:
-    """Support-desk tickets per second through A-D with the local models."""
+def bench_throughput(tickets: int) -> tuple[float, dict[str, float]]:
+    """Support-desk tickets per second through A-D with the local models, and the median
+    milliseconds each agent took per ticket (its step's span)."""
     from orchestration import dataset
     from orchestration.engine.states import RunStatus
     from orchestration.models import Run
@@ -299,7 +302,15 @@ def bench_throughput(tickets: int) -> float:
         timeout=600,
         pause=0.05,
     )
-    return tickets / (time.perf_counter() - started)
+    per_second = tickets / (time.perf_counter() - started)
+    from orchestration.models import Span
+
+    durations: dict[str, list[float]] = {}
+    for name, ms in Span.objects.filter(run__ticket_id__in=ids, kind="agent").values_list(
+        "name", "duration_ms"
+    ):
+        durations.setdefault(name.removeprefix("invoke_agent "), []).append(ms)
+    return per_second, {a: round(statistics.median(v), 2) for a, v in sorted(durations.items())}
 
 
 def ensure_support_desk() -> None:
@@ -312,6 +323,12 @@ def ensure_support_desk() -> None:
     load_resolved_tickets(tickets=dataset.split()[0])
     if not PolicyVersion.objects.filter(agent="triage", status="active").exists():
         train_triage_version()
+    try:
+        from orchestration.services.policies import train_decider_version
+    except ImportError:  # a version of the code before the decider had a model
+        return
+    if not PolicyVersion.objects.filter(agent="decider", status="active").exists():
+        train_decider_version()
 
 
 def main() -> None:
@@ -319,6 +336,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--runs", type=int, default=40, help="runs per round")
     parser.add_argument("--tickets", type=int, default=200)
+    parser.add_argument(
+        "--throughput-only", action="store_true", help="only the support desk's throughput"
+    )
     args = parser.parse_args()
     prepare_database()
     import django
@@ -337,7 +357,7 @@ def main() -> None:
     }
     workers = start_workers(1)
     try:
-        for _ in range(args.rounds):
+        for _ in range(0 if args.throughput_only else args.rounds):
             rounds["engine"].append(bench_engine_steps(args.runs))
             rounds["celery"].append(bench_celery_chain(args.runs))
             pause, resume = bench_engine_pause(args.runs)
@@ -348,14 +368,25 @@ def main() -> None:
                 rounds[f"lg_{mode}_step"].append(step)
                 rounds[f"lg_{mode}_pause"].append(lg_pause)
                 rounds[f"lg_{mode}_resume"].append(lg_resume)
-        one_worker = bench_throughput(args.tickets)
+        one_worker, per_agent = bench_throughput(args.tickets)
     finally:
         stop_workers(workers)
     workers = start_workers(2)
     try:
-        two_workers = bench_throughput(args.tickets)
+        two_workers, _ = bench_throughput(args.tickets)
     finally:
         stop_workers(workers)
+    throughput = {
+        "tickets_per_second_1_worker": round(one_worker, 1),
+        "tickets_per_second_2_workers": round(two_workers, 1),
+        "median_ms_per_agent": per_agent,
+        "tickets": args.tickets,
+    }
+    if args.throughput_only:
+        print(json.dumps(throughput, indent=2))
+        (ROOT / "var").mkdir(exist_ok=True)
+        (ROOT / "var" / "bench-throughput.json").write_text(json.dumps(throughput, indent=2))
+        return
     median = {k: round(statistics.median(v), 3) for k, v in rounds.items()}
     report = {
         **median,
@@ -369,8 +400,7 @@ def main() -> None:
         "langgraph_async_pause_plus_resume_ms": round(
             median["lg_async_pause"] + median["lg_async_resume"], 2
         ),
-        "tickets_per_second_1_worker": round(one_worker, 1),
-        "tickets_per_second_2_workers": round(two_workers, 1),
+        **throughput,
         "rounds": args.rounds,
         "runs_per_round": args.runs,
     }

@@ -148,7 +148,7 @@ def post_decision(client, task, captured, **fields):
 
 
 @pytest.fixture
-def mixed_queue(open_task, run_ticket):
+def mixed_queue(autonomous, open_task, run_ticket):
     """Four open tasks made in an order that is not the queue order, one auto-sent ticket and
     one already decided task."""
     refund = age(open_task(REFUND_NORMAL, "refund", "normal"), hours=2)

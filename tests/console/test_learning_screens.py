@@ -549,13 +549,14 @@ def test_a_version_lists_the_decisions_it_learned_from_with_links_to_their_runs(
 
 
 def test_the_shadow_view_lists_the_runs_a_decider_candidate_would_route_the_other_way(
-    run_ticket, bob, carol
+    autonomous, run_ticket, bob, carol
 ):
-    sent = run_ticket()  # a how-to question, sent alone at the desk's 70% threshold
+    sent = run_ticket()  # a how-to question, sent alone where how-to earned autonomy
     waiting = run_ticket(**SECURITY)  # a security ticket always goes to a person
     decided(waiting, bob)
+    # A version of the earlier threshold format holds no estimate: a person decides.
     candidate = make_version(
-        "decider", 1, "candidate", blob=thresholds_blob(how_to=0.99),
+        "decider", 2, "candidate", blob=thresholds_blob(how_to=0.99),
         metrics=scores(0.8, 0.3, 0.1),
     )  # fmt: skip
     page = client_for(carol).get(f"/learning/versions/{candidate.pk}/").content.decode()
@@ -569,7 +570,7 @@ def test_the_shadow_view_lists_the_runs_a_decider_candidate_would_route_the_othe
     assert row["cells"][1] == sent.ticket.subject
     assert row["cells"][2] == "how to → how to"
     assert row["cells"][4] == "auto send → human"
-    assert "below the how to threshold 99%" in row["cells"][5]
+    assert "no decider model is trained" in row["cells"][5]
     assert row["cells"][6] == "sent alone, no person saw it"
 
 

@@ -44,7 +44,7 @@ def steps_on(page: str) -> list[dict]:
 
 
 def test_an_auto_sent_run_shows_every_step_in_order_with_its_input_output_and_time(
-    run_ticket, alice
+    autonomous, run_ticket, alice
 ):
     run = run_ticket(**HOW_TO)
     page = client_for(alice).get(f"/runs/{run.pk}/").content.decode()
@@ -175,7 +175,7 @@ def test_an_unknown_run_is_not_found(support_desk, alice):
     assert "Not found" in response.content.decode()
 
 
-def test_the_runs_list_shows_newest_first_and_filters_by_status(run_ticket, alice):
+def test_the_runs_list_shows_newest_first_and_filters_by_status(autonomous, run_ticket, alice):
     sent = run_ticket(**HOW_TO)
     waiting = run_ticket(**SECURITY)
     client = client_for(alice)
@@ -197,7 +197,7 @@ def test_the_runs_list_survives_a_bad_query(run_ticket, alice, query):
 
 
 def test_an_operator_resumes_a_paused_run_from_its_task_page(
-    run_ticket, alice, monkeypatch, django_capture_on_commit_callbacks
+    autonomous, run_ticket, alice, monkeypatch, django_capture_on_commit_callbacks
 ):
     from orchestration.models import HumanTask
     from orchestration.workflows import support_desk

@@ -98,7 +98,7 @@ def test_the_defaults_are_the_documented_ones():
         target_precision=0.95,
         wrong_tolerance=0.05,
         min_evidence=30,
-        send_threshold=0.9,
+        send_threshold=0.7,
         sample_share=0.1,
         recent_sample_share=0.5,
         recent_window=20,

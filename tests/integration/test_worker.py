@@ -45,7 +45,7 @@ def api(ivan_token) -> APIClient:
 
 
 def test_tickets_flow_from_the_api_through_a_worker_to_an_approved_reply(
-    celery_worker_process, support_desk, ivan_token, alice
+    autonomous, celery_worker_process, support_desk, ivan_token, alice
 ):
     client = api(ivan_token)
     run_ids = []
@@ -85,7 +85,9 @@ def test_tickets_flow_from_the_api_through_a_worker_to_an_approved_reply(
     assert status["status"] == "succeeded" and status["outcome"] == "auto_sent"
 
 
-def test_a_message_delivered_twice_does_no_second_work(celery_worker_process, support_desk):
+def test_a_message_delivered_twice_does_no_second_work(
+    autonomous, celery_worker_process, support_desk
+):
     ticket = Ticket.objects.create(
         customer_email="mia@example.com",
         **{k: v for k, v in TICKETS[0].items() if k in ("subject", "body", "customer_name")},
@@ -108,7 +110,7 @@ def test_a_message_delivered_twice_does_no_second_work(celery_worker_process, su
 
 
 def test_two_hundred_tickets_all_settle_with_one_worker_and_no_reply_twice(
-    celery_worker_process, support_desk, ivan_token
+    autonomous, celery_worker_process, support_desk, ivan_token
 ):
     from orchestration import dataset
 

@@ -9,6 +9,7 @@ import json
 import pytest
 from django.core.management import call_command
 
+from orchestration import dataset
 from orchestration.engine.states import TaskStatus
 from orchestration.learning.active import EXEMPLARS_FORMAT, THRESHOLDS_FORMAT
 from orchestration.learning.house_style import edits_of, house_edits, in_house_style
@@ -73,9 +74,16 @@ def open_task(run) -> HumanTask:
 
 
 def reply_to(subject, name, articles=INVOICES):
-    return stock_reply(
-        {"subject": subject, "customer_name": name, "category": "how_to", "articles": articles}
-    )
+    passages = [
+        {"ref": f"{a['slug']}#0", "slug": a["slug"], "title": a["title"], "text": a["body"]}
+        for a in articles
+    ]
+    return stock_reply({"greeting_name": name, "category": "how_to", "passages": passages})
+
+
+def decider_model_version(blob: bytes, status=PolicyVersion.Status.CANDIDATE) -> PolicyVersion:
+    """A decider version holding a real estimate (the starting model's)."""
+    return store_version(agent="decider", blob=blob, metrics={}, lineage={}, status=status)
 
 
 def test_the_edits_people_make_again_and_again_carry_over_and_one_customers_details_do_not():
@@ -94,9 +102,9 @@ def test_the_edits_people_make_again_and_again_carry_over_and_one_customers_deta
 
     carried = in_house_style(house, ours)
 
-    assert carried.startswith("Hi Omar,") and 'about "CSV export"' in carried
+    assert carried.startswith("Hi Omar,")
     assert HOUSE_OPENING in carried and carried.endswith(HOUSE_CLOSING)
-    assert "Any report can be exported as CSV." in carried and "[export-csv]" in carried
+    assert "2. Click Export" in carried and "[export-csv#0]" in carried
     # Mia's refund, her name and the fix to her article stay with her ticket.
     assert "4242" not in carried and "Mia" not in carried and "Brand" not in carried
     assert carried == house_reply(ours, "how_to")
@@ -153,7 +161,7 @@ def test_the_drafter_writes_in_its_versions_house_style_and_offers_exemplars_til
 
 
 def test_the_shadow_view_lists_the_past_decisions_a_candidate_would_route_otherwise(
-    run_ticket, alice
+    autonomous, run_ticket, alice, decider_artifact
 ):
     ask_a_person_always()
     approved = run_ticket()
@@ -163,8 +171,9 @@ def test_the_shadow_view_lists_the_past_decisions_a_candidate_would_route_otherw
     decide_task(task_id=task.pk, actor=alice, action="edit", final_text="Hi Omar, see [x].")
     refund = run_ticket(subject="Refund please", body="Please refund the 30 EUR you charged.")
 
-    every_category = {c: 0.0 for c in ("how_to", "billing", "refund", "bug", "account_access")}
-    candidate = thresholds_version(every_category, status=PolicyVersion.Status.CANDIDATE)
+    # A decider with an estimate, where every category but the hard rules' earned autonomy
+    # and every estimate is enough (the autonomous desk): it would send the drafts alone.
+    candidate = decider_model_version(decider_artifact)
     view = shadow(candidate)
 
     assert view.considered == 3
@@ -176,7 +185,7 @@ def test_the_shadow_view_lists_the_past_decisions_a_candidate_would_route_otherw
     assert flipped[edited.pk].person_outcome == "edited"
     # One of the drafts it would have sent alone was one a person had to change.
     assert view.auto_sends_a_person_changed == 1
-    assert not shadow(thresholds_version({}, status="candidate")).flipped
+    assert not shadow(thresholds_version({}, status="candidate")).flipped, "no estimate"
     drafter = store_version(agent="drafter", blob=b"{}", metrics={}, lineage={})
     assert shadow(drafter).not_applicable
 
@@ -272,26 +281,40 @@ def test_the_learners_settings_refuse_nonsense_and_record_each_change(bob):
     assert learning_settings().decisions_per_cycle == 25
 
 
-def test_evaluate_prints_the_scores_and_fails_a_candidate_the_gate_refuses(support_desk):
+def test_evaluate_prints_the_scores_and_fails_a_candidate_the_gate_refuses(
+    autonomous, decider_artifact
+):
+    ask_a_person_always()
     out = io.StringIO()
     call_command("evaluate", "--json", stdout=out)
     report = json.loads(out.getvalue())
     active = report["active"]
     assert active["test_tickets"] == 90 and 0.7 < active["category_accuracy"] <= 1.0
-    assert {"category_macro_f1", "edit_rate", "auto_send_rate"} <= set(active)
+    assert active["hard_tickets"] == len(dataset.hard_test())
+    for split in ("", "hard_"):
+        assert {
+            f"{split}{m}"
+            for m in (
+                "category_accuracy",
+                "retrieval_recall_at_3",
+                "retrieval_mrr",
+                "auto_send_rate",
+                "wrong_auto_send_rate",
+                "hard_rule_auto_sent",
+            )
+        } <= set(active)
+    assert active["wrong_auto_send"]["of"] == 0, "asking a person always sends nothing alone"
+    assert 0.9 <= active["instruction_recall"] <= 1.0
 
-    # Sending every draft alone, whatever the confidence, sends wrongly classified ones too.
-    reckless = thresholds_version(
-        {c: 0.0 for c in ("billing", "account_access", "bug", "how_to", "feature_request")},
-        status=PolicyVersion.Status.CANDIDATE,
-    )
+    # Sending every draft no hard rule holds, whatever the estimate, sends wrong ones too.
+    reckless = decider_model_version(decider_artifact)
     out = io.StringIO()
     with pytest.raises(SystemExit) as exit_status:
         call_command("evaluate", "--candidate", str(reckless.pk), stdout=out)
     assert exit_status.value.code == 1
     table = out.getvalue()
     assert f"decider v{reckless.version}" in table
-    assert "fails the gate: wrong_auto_send_rate" in table
+    assert "fails the gate:" in table and "wrong_auto_send_rate" in table
     assert PolicyVersion.objects.get(pk=reckless.pk).status == "candidate"  # writes nothing
 
 
@@ -313,7 +336,7 @@ def test_a_cycle_is_due_only_once_enough_decisions_came_in(run_ticket, alice):
     assert cycle_due()
 
 
-def test_plays_that_share_a_memo_score_as_plays_that_run_every_agent(support_desk):
+def test_plays_that_share_a_memo_score_as_plays_that_run_every_agent(autonomous, decider_artifact):
     from orchestration.learning import evaluation
     from orchestration.services.replay import AgentMemo
     from orchestration.services.workflows import support_desk_version
@@ -323,7 +346,8 @@ def test_plays_that_share_a_memo_score_as_plays_that_run_every_agent(support_des
         support_desk_version(),
         AgentMemo(),
     )
-    reckless = thresholds_version({"how_to": 0.0, "billing": 0.0}, status="candidate")
+    ask_a_person_always()
+    reckless = decider_model_version(decider_artifact)
     with_memo = [
         evaluation.play(library, workflow, {}, memo),
         evaluation.play(library, workflow, {"decider": reckless}, memo),
@@ -360,23 +384,6 @@ def test_without_a_worker_learn_now_runs_beside_the_request_not_in_it(
     assert (cycle.trigger, cycle.requested_by) == ("console", bob)
     while threading.active_count() > before:  # its connection closed before the flush
         time.sleep(0.05)
-
-
-def test_a_learned_threshold_never_lets_a_category_auto_send_that_the_workflow_does_not():
-    from orchestration.agents.decider import effective_config, held_by_threshold_only
-    from orchestration.learning.active import using
-
-    learned = thresholds_version({"billing": 0.6, "how_to": 0.5, "bug": None}, status="candidate")
-    with using({"decider": learned}):
-        config, version = effective_config({"auto_send_thresholds": {"billing": 0.8, "bug": 0.9}})
-
-    assert config["auto_send_thresholds"] == {"billing": 0.6} and version == learned.version
-    # Only drafts held for their confidence alone are evidence for a threshold.
-    assert held_by_threshold_only(["confidence 61.0% is below the billing threshold 80%"])
-    assert not held_by_threshold_only(
-        ["confidence 61.0% is below the billing threshold 80%", "policy flag: legal threat"]
-    )
-    assert not held_by_threshold_only([])
 
 
 def test_a_candidate_is_not_promoted_once_a_version_it_was_played_with_has_changed(

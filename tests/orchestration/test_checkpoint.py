@@ -35,7 +35,9 @@ def run_record(run: Run) -> dict:
     }
 
 
-def test_the_one_statement_checkpoint_records_what_the_orm_path_records(support_desk, settings):
+def test_the_one_statement_checkpoint_records_what_the_orm_path_records(
+    autonomous, support_desk, settings
+):
     fast = start_run(ticket=Ticket.objects.create(customer_email="a@example.com", **HOW_TO))
     settings.ENGINE_SINGLE_STATEMENT_WRITES = False
     slow = start_run(ticket=Ticket.objects.create(customer_email="b@example.com", **HOW_TO))

@@ -39,7 +39,7 @@ def test_a_run_that_reaches_its_step_limit_pauses_for_a_person(run_ticket, limit
 
 
 def test_resuming_with_more_budget_finishes_the_run(
-    run_ticket, limits, alice, django_capture_on_commit_callbacks
+    autonomous, run_ticket, limits, alice, django_capture_on_commit_callbacks
 ):
     limits(max_steps=2)
     run = run_ticket(**HOW_TO)
@@ -71,7 +71,7 @@ def test_a_paused_run_cannot_be_approved_like_a_draft(run_ticket, limits, alice)
         decide_task(task_id=task.pk, actor=alice, action="approve")
 
 
-def test_a_transient_failure_is_retried_and_the_run_goes_on(run_ticket, monkeypatch):
+def test_a_transient_failure_is_retried_and_the_run_goes_on(autonomous, run_ticket, monkeypatch):
     from orchestration.agents import registry, research
 
     failures = []
@@ -144,7 +144,7 @@ def test_cancelling_a_waiting_run_closes_its_task_and_sends_nothing(
 
 
 def test_an_operator_retries_a_failed_step_once_the_cause_is_mended(
-    run_ticket, monkeypatch, alice, django_capture_on_commit_callbacks
+    autonomous, run_ticket, monkeypatch, alice, django_capture_on_commit_callbacks
 ):
     from orchestration.agents import registry
     from orchestration.providers import PermanentProviderError
@@ -171,7 +171,7 @@ def test_an_operator_retries_a_failed_step_once_the_cause_is_mended(
 
 
 def test_an_invalid_output_is_sent_back_with_its_errors_and_the_fix_is_used(
-    run_ticket, monkeypatch
+    autonomous, run_ticket, monkeypatch
 ):
     from orchestration.agents import drafter, registry
 
@@ -194,7 +194,7 @@ def test_an_invalid_output_is_sent_back_with_its_errors_and_the_fix_is_used(
 
 
 def test_an_agent_that_never_fits_its_schema_pauses_the_run_for_a_person(
-    run_ticket, monkeypatch, alice, django_capture_on_commit_callbacks
+    autonomous, run_ticket, monkeypatch, alice, django_capture_on_commit_callbacks
 ):
     from orchestration.agents import decider, registry
 
@@ -226,7 +226,7 @@ def test_an_agent_that_never_fits_its_schema_pauses_the_run_for_a_person(
 
 
 def test_a_step_past_its_workflows_soft_time_limit_is_interrupted_and_retried(
-    run_ticket, limits, monkeypatch
+    autonomous, run_ticket, limits, monkeypatch
 ):
     import time as clock
 
@@ -277,7 +277,7 @@ def test_a_soft_limit_above_the_hard_one_is_refused():
 
 
 def test_a_failing_tool_trips_its_breaker_and_later_runs_wait_for_a_person(
-    run_ticket, monkeypatch, settings, alice, django_capture_on_commit_callbacks
+    autonomous, run_ticket, monkeypatch, settings, alice, django_capture_on_commit_callbacks
 ):
     import time as clock
 
@@ -326,7 +326,9 @@ def test_a_failing_tool_trips_its_breaker_and_later_runs_wait_for_a_person(
     assert Reply.objects.filter(run=third).count() == 1
 
 
-def test_a_soft_limit_never_cuts_a_transaction_the_step_opened(run_ticket, limits, monkeypatch):
+def test_a_soft_limit_never_cuts_a_transaction_the_step_opened(
+    autonomous, run_ticket, limits, monkeypatch
+):
     import time as clock
 
     from django.db import transaction

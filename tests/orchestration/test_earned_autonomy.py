@@ -34,7 +34,7 @@ RECORDED = json.loads(
 
 
 @pytest.fixture
-def eager_decider(monkeypatch):
+def eager_decider(trained_decider, monkeypatch):
     """The decider recommends sending every draft no hard rule holds back (send threshold 0),
     so that what is tested is autonomy, not the estimate; every reply sent alone is
     reviewed (sample share 1)."""

@@ -80,26 +80,34 @@ def test_a_malformed_answer_is_permanent():
         provider.complete(REQUEST)
 
 
-def test_the_local_provider_is_deterministic_and_cites_its_article():
+def test_the_local_provider_is_deterministic_and_quotes_the_answering_passage_whole():
+    steps = "\n".join(f"{n}. Step {n} of the answer." for n in range(1, 10))
     request = CompletionRequest(
         task="draft_reply",
         messages=[{"role": "user", "content": "logo"}],
         context={
-            "subject": "Logo on invoices",
-            "customer_name": "Mia Jensen",
+            "greeting_name": "Mia",
             "category": "how_to",
-            "articles": [
+            "passages": [
                 {
+                    "ref": "invoice-branding#2",
                     "slug": "invoice-branding",
                     "title": "Brand your invoices",
-                    "summary": "Upload a logo in Settings > Branding.",
-                    "body": "Intro.\n1. Open Settings > Branding.\n2. Upload the logo.",
+                    "text": f"If you have no logo file yet:\n{steps}",
                 }
             ],
         },
     )
     first = LocalProvider().complete(request)
     assert first == LocalProvider().complete(request)
-    assert first.text.startswith("Hi Mia,")
-    assert "1. Open Settings > Branding." in first.text
-    assert "[invoice-branding]" in first.text
+    assert first.text.startswith("Hi Mia,\n\nHappy to walk you through it.")
+    assert "9. Step 9 of the answer." in first.text, "no step of the answer is cut"
+    assert "[invoice-branding#2]" in first.text
+
+
+def test_the_local_provider_says_a_person_will_follow_up_when_nothing_answers():
+    request = CompletionRequest(
+        task="draft_reply", messages=[], context={"greeting_name": "there", "passages": []}
+    )
+    text = LocalProvider().complete(request).text
+    assert text.startswith("Hi there,") and "member of our team will follow up" in text

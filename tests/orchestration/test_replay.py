@@ -25,7 +25,7 @@ def counts():
     )
 
 
-def test_a_replay_of_an_unchanged_run_matches_and_writes_nothing(run_ticket, alice):
+def test_a_replay_of_an_unchanged_run_matches_and_writes_nothing(autonomous, run_ticket, alice):
     run = run_ticket(**HOW_TO)
     assert run.outcome == "auto_sent"
     before = counts()
@@ -41,7 +41,7 @@ def test_a_replay_of_an_unchanged_run_matches_and_writes_nothing(run_ticket, ali
     assert event.actor == alice and event.after["changed"] == 0
 
 
-def test_a_replay_from_a_later_step_keeps_the_earlier_outputs(run_ticket, monkeypatch):
+def test_a_replay_from_a_later_step_keeps_the_earlier_outputs(autonomous, run_ticket, monkeypatch):
     run = run_ticket(**HOW_TO)
     original_triage = run.steps.get(node="triage").output
 
@@ -60,11 +60,14 @@ def test_a_replay_from_a_later_step_keeps_the_earlier_outputs(run_ticket, monkey
     assert Reply.objects.filter(run=run).count() == 1
 
 
-def test_a_replay_on_a_stricter_config_shows_where_a_person_would_be_asked(run_ticket):
+def test_a_replay_on_a_stricter_config_shows_where_a_person_would_be_asked(autonomous, run_ticket):
     run = run_ticket(**HOW_TO)
     strict = ensure_workflow_version(
         definition=support_desk.DEFINITION,
-        config={**support_desk.CONFIG, "auto_send_thresholds": {"how_to": 0.999}},
+        config={
+            **support_desk.CONFIG,
+            "autonomy": {**support_desk.CONFIG["autonomy"], "send_threshold": 0.999},
+        },
     )
     before = counts()
     replay = replay_run(run_id=run.pk, from_sequence=1, workflow=strict)
@@ -108,7 +111,7 @@ def test_a_send_the_original_never_made_is_not_made(run_ticket, alice):
     assert not ToolCall.objects.filter(tool="send_reply").exists()
 
 
-def test_only_a_finished_run_and_a_step_that_ran_can_be_replayed(run_ticket):
+def test_only_a_finished_run_and_a_step_that_ran_can_be_replayed(autonomous, run_ticket):
     waiting = run_ticket(**SECURITY)
     with pytest.raises(ReplayError, match="only a finished run"):
         replay_run(run_id=waiting.pk, from_sequence=1)
@@ -119,7 +122,9 @@ def test_only_a_finished_run_and_a_step_that_ran_can_be_replayed(run_ticket):
         replay_run(run_id=10**9, from_sequence=1)
 
 
-def test_the_run_page_offers_a_replay_and_shows_it_side_by_side(run_ticket, alice, monkeypatch):
+def test_the_run_page_offers_a_replay_and_shows_it_side_by_side(
+    autonomous, run_ticket, alice, monkeypatch
+):
     run = run_ticket(**HOW_TO)
     client = client_for(alice)
     page = client.get(f"/runs/{run.pk}/").content.decode()

@@ -21,7 +21,7 @@ SECURITY = {
 }
 
 
-def test_a_clear_how_to_question_is_answered_without_a_person(run_ticket):
+def test_a_clear_how_to_question_is_answered_without_a_person(autonomous, run_ticket):
     run = run_ticket(**HOW_TO)
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED
@@ -47,7 +47,7 @@ def test_a_security_incident_waits_for_a_person(run_ticket):
     assert review.status == StepStatus.WAITING_HUMAN
 
 
-def test_every_agent_step_leaves_a_span_with_gen_ai_attributes(run_ticket):
+def test_every_agent_step_leaves_a_span_with_gen_ai_attributes(autonomous, run_ticket):
     run = run_ticket(**HOW_TO)
     agent_spans = Span.objects.filter(run=run, kind=Span.Kind.AGENT)
     assert agent_spans.count() == 5
@@ -58,7 +58,7 @@ def test_every_agent_step_leaves_a_span_with_gen_ai_attributes(run_ticket):
 
 
 def test_a_step_delivered_twice_does_its_work_once(
-    support_desk, django_capture_on_commit_callbacks
+    autonomous, support_desk, django_capture_on_commit_callbacks
 ):
     from orchestration.models import Ticket
 
@@ -108,19 +108,23 @@ def test_an_agent_that_crashes_fails_the_run_with_a_readable_reason(run_ticket, 
     assert not run.steps.filter(node="draft").exists()
 
 
-@pytest.mark.parametrize("missing", ["auto_send_thresholds"])
-def test_a_category_without_a_threshold_goes_to_a_person(run_ticket, monkeypatch, missing):
+def test_a_category_the_workflow_always_gives_a_person_never_auto_sends(
+    autonomous, run_ticket, monkeypatch
+):
+    """Even where the category earned autonomy and the decider would send it."""
     from orchestration.workflows import support_desk as module
 
-    monkeypatch.setattr(module, "CONFIG", {k: v for k, v in module.CONFIG.items() if k != missing})
+    held = {**module.CONFIG, "always_human_categories": ["how_to"]}
+    monkeypatch.setattr(module, "CONFIG", held)
     run = run_ticket(**HOW_TO)
     run.refresh_from_db()
     assert run.status == RunStatus.WAITING_HUMAN
-    assert any("no auto-send threshold" in r for r in run.state["decide"]["reasons"])
+    assert "how to tickets always go to a person" in run.state["decide"]["reasons"]
+    assert run.state["decide"]["would_send"] is False
 
 
 def test_a_step_whose_worker_died_is_handed_back_and_finished(
-    support_desk, django_capture_on_commit_callbacks
+    autonomous, support_desk, django_capture_on_commit_callbacks
 ):
     from datetime import timedelta
 
@@ -150,7 +154,7 @@ def test_a_step_whose_worker_died_is_handed_back_and_finished(
 
 
 def test_a_step_whose_message_was_lost_is_sent_again(
-    support_desk, django_capture_on_commit_callbacks, settings
+    autonomous, support_desk, django_capture_on_commit_callbacks, settings
 ):
     from datetime import timedelta
 
@@ -174,7 +178,7 @@ def test_a_step_whose_message_was_lost_is_sent_again(
     assert Reply.objects.filter(run=run).count() == 1
 
 
-def test_the_reply_is_sent_through_the_gateway_and_recorded_once(run_ticket):
+def test_the_reply_is_sent_through_the_gateway_and_recorded_once(autonomous, run_ticket):
     from tools_registry.models import ToolCall
 
     run = run_ticket(**HOW_TO)
