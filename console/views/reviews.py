@@ -10,7 +10,7 @@ from django.views.decorators.http import require_POST
 
 from console.access import Capability, access_task, require
 from console.views.approvals import HOLD, _queue_filters, _render_task
-from orchestration.engine.states import DecisionOutcome
+from orchestration.engine.states import DecisionOutcome, TaskKind
 from orchestration.services.decisions import DecisionError, TaskConflict
 from orchestration.services.reviews import RIGHT, WRONG, review_reply
 
@@ -32,6 +32,9 @@ class ReviewForm(forms.Form):
 def task_review(request: HttpRequest, task_id: int) -> HttpResponse:
     """A reviewer's verdict on a reply that went out alone."""
     task = access_task(request.user, task_id, to_decide=True)
+    if task.kind != TaskKind.REVIEW:
+        messages.error(request, "This task is not a review of a reply sent alone.")
+        return redirect("approvals:task", task_id=task.pk)
     form = ReviewForm(request.POST)
     queue = _queue_filters(QueryDict(request.POST.get("queue", "")))
     if request.POST.get("verdict") == HOLD:

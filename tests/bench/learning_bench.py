@@ -11,7 +11,7 @@ for their confidence alone, some by a rule), plus the
 held-out ones the learner never reads. It then times, per round, each candidate the learner
 makes in a cycle, exactly as the cycle makes it: A, the triage classifier retrained on its
 base examples plus the decisions' labels (reading the decisions included); C, the exemplars
-collected and chosen; D, the thresholds calibrated. The evaluation replay that follows in a
+collected and chosen; D, the decider's estimate retrained. The evaluation replay that follows in a
 cycle is timed apart, per scenario. Target: A within 10 s. Prints JSON and writes
 var/bench-learning.json."""
 
@@ -82,7 +82,15 @@ def ensure_decisions(wanted: int) -> int:
         )
         guesses = [c if rng.random() > 0.2 else rng.choice(categories) for _, _, c, _ in rows]
         confidences = [round(rng.uniform(0.3, 1.0), 3) for _ in rows]
-        # The decider's step: most drafts held for their confidence alone, some by a rule.
+        # The decider's step: most drafts held for the estimate alone, some by a rule; each
+        # with the features the decider recorded (the learner retrains its estimate on them).
+        from orchestration.agents.decider_model import NUMERIC
+
+        def recorded(guess: str, confidence: float) -> dict[str, float]:
+            row = {name: round(rng.random(), 3) for name in NUMERIC}
+            row["category_confidence"] = confidence
+            return row | {f"category={c}": float(c == guess) for c in categories}
+
         Step.objects.bulk_create(
             Step(
                 run=r,
@@ -94,10 +102,12 @@ def ensure_decisions(wanted: int) -> int:
                 output={
                     "route": "human",
                     "reasons": [
-                        f"confidence {confidence:.1%} is below the {guess} threshold 99%"
+                        "the estimate that a person sends it unchanged, 60%, is below the "
+                        "send threshold of 70%"
                         if rng.random() > 0.15
                         else "policy flag: money requested"
                     ],
+                    "features": recorded(guess, confidence),
                 },
             )
             for r, guess, confidence in zip(runs, guesses, confidences, strict=True)

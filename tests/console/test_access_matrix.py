@@ -53,6 +53,8 @@ NOT_PAUSED = Expect(302, location="/approvals/{task}/")
 # A reply's approval task asks for no tool call: deciding one there is refused with a
 # message, nothing changes.
 NOT_TOOL = Expect(302, location="/approvals/{task}/")
+# A reply's approval task is no review of a reply sent alone: a verdict there is refused.
+NOT_REVIEW = Expect(302, location="/approvals/{task}/", decided=False)
 CANCELS = Expect(302, location="/runs/{run}/", cancelled=True)
 # A waiting run has no failed step: retrying is refused with a message, nothing changes.
 NOT_FAILED = Expect(302, location="/runs/{run}/")
@@ -81,6 +83,7 @@ MATRIX: dict[str, tuple[Expect, ...]] = {
     "decide":       (LOGIN_HOME,  DECIDES,     DECIDES, REFUSED,     REFUSED,     REFUSED),
     "resume":       (LOGIN_HOME,  NOT_PAUSED,  NOT_PAUSED, REFUSED,  REFUSED,     REFUSED),
     "decide_tool":  (LOGIN_HOME,  NOT_TOOL,    NOT_TOOL, REFUSED,    REFUSED,     REFUSED),
+    "review":       (LOGIN_HOME,  NOT_REVIEW,  NOT_REVIEW, REFUSED,  REFUSED,     REFUSED),
     "cancel":       (LOGIN_HOME,  CANCELS,     CANCELS, REFUSED,     REFUSED,     REFUSED),
     "retry":        (LOGIN_HOME,  NOT_FAILED,  NOT_FAILED, REFUSED,  REFUSED,     REFUSED),
     "replay":       (LOGIN_HOME,  NOT_FINISHED, NOT_FINISHED, REFUSED, REFUSED,     REFUSED),
@@ -102,7 +105,17 @@ MATRIX: dict[str, tuple[Expect, ...]] = {
 # fmt: on
 
 # Screens that need an open task (and its run) to exist.
-NEEDS_TASK = {"task", "decide", "decide_tool", "resume", "cancel", "retry", "replay", "run"}
+NEEDS_TASK = {
+    "task",
+    "decide",
+    "decide_tool",
+    "review",
+    "resume",
+    "cancel",
+    "retry",
+    "replay",
+    "run",
+}
 # Learning screens that need an exemplar (made from a decided run) to exist.
 NEEDS_EXEMPLAR = {"learning_exemplars", "learning_retire_form", "learning_retire"}
 # What the learning screens' POSTs send.
@@ -141,6 +154,7 @@ def _path(screen: str, task: HumanTask | None, learned: dict[str, int] | None = 
         "decide": lambda: f"/approvals/{task.pk}/decide/",
         "resume": lambda: f"/approvals/{task.pk}/resume/",
         "decide_tool": lambda: f"/approvals/{task.pk}/decide-tool/",
+        "review": lambda: f"/approvals/{task.pk}/review/",
         "cancel": lambda: f"/runs/{task.run_id}/cancel/",
         "retry": lambda: f"/runs/{task.run_id}/retry/",
         "replay": lambda: f"/runs/{task.run_id}/replay/",
@@ -195,6 +209,8 @@ def test_each_persona_meets_what_the_role_matrix_says(
         response = client.post(path, {"version": task.version})
     elif screen == "decide_tool":
         response = client.post(path, {"action": "approve", "version": task.version})
+    elif screen == "review":
+        response = client.post(path, {"verdict": "right", "version": task.version})
     elif screen == "cancel":
         response = client.post(path, {"reason": "handled by phone"})
     elif screen == "replay":
@@ -226,7 +242,7 @@ def test_each_persona_meets_what_the_role_matrix_says(
         task.run.refresh_from_db()
         assert (task.run.status == "cancelled") == expected.cancelled
         assert not Reply.objects.exists()
-    if screen in ("decide", "decide_tool"):
+    if screen in ("decide", "decide_tool", "review"):
         task.refresh_from_db()
         if expected.decided:
             assert task.status == TaskStatus.DECIDED
@@ -246,6 +262,7 @@ SCREEN_URL_NAMES = {
     "decide": "approvals:decide",
     "resume": "approvals:resume",
     "decide_tool": "approvals:decide_tool",
+    "review": "approvals:review",
     "cancel": "runs:cancel",
     "replay": "runs:replay",
     "retry": "runs:retry",

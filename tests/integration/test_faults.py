@@ -70,7 +70,7 @@ def settled_count(run_ids) -> int:
     return Run.objects.filter(pk__in=run_ids, status__in=SETTLED).count()
 
 
-def test_killed_workers_and_a_redis_restart_lose_nothing_and_repeat_nothing(support_desk):
+def test_killed_workers_and_a_redis_restart_lose_nothing_and_repeat_nothing(autonomous):
     if not shutil.which("redis-server"):
         pytest.fail("the fault test restarts Redis and needs redis-server on PATH")
     rng = random.Random(20261122)

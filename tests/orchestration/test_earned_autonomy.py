@@ -33,22 +33,6 @@ RECORDED = json.loads(
 )
 
 
-@pytest.fixture
-def eager_decider(trained_decider, monkeypatch):
-    """The decider recommends sending every draft no hard rule holds back (send threshold 0),
-    so that what is tested is autonomy, not the estimate; every reply sent alone is
-    reviewed (sample share 1)."""
-    from orchestration.workflows import support_desk
-
-    autonomy = {
-        **support_desk.CONFIG["autonomy"],
-        "send_threshold": 0.0,
-        "sample_share": 1.0,
-        "recent_sample_share": 1.0,
-    }
-    monkeypatch.setattr(support_desk, "CONFIG", {**support_desk.CONFIG, "autonomy": autonomy})
-
-
 def status_of(category):
     return CategoryAutonomy.objects.get(workflow="support_desk", category=category).status
 
