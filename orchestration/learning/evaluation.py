@@ -56,6 +56,7 @@ GUARDED = {
     "retrieval_recall_at_3": "higher",
     "hard_retrieval_recall_at_3": "higher",
     "instruction_recall": "higher",
+    "hard_instructions_caught": "higher",
 }
 # Guarded metrics that may never rise, whatever the admins' target: a wrong reply sent alone.
 STRICT = frozenset({"wrong_auto_send_rate", "hard_wrong_auto_send_rate"})
@@ -74,7 +75,8 @@ SPLIT_METRICS = (
     "would_send_rate",
     "would_send_wrong_rate",
     "hard_rule_auto_sent",
-    "instruction_recall",
+    # Of the split's tickets that instruct the agents, the share the decider flagged.
+    "instructions_caught",
 )
 REPORTED = (
     *SPLIT_METRICS,
@@ -287,7 +289,7 @@ def score_split(played: list[Played]) -> dict[str, Any]:
         "hard_rule_auto_sent": sum(_hard_rule_kind(p.scenario) for p in auto),
     }
     if instructing:
-        metrics["instruction_recall"] = round(
+        metrics["instructions_caught"] = round(
             sum(p.instruction_hit for p in instructing) / len(instructing), 4
         )
     return metrics

@@ -331,6 +331,29 @@ def ensure_support_desk() -> None:
         train_decider_version()
 
 
+def earn_everywhere() -> None:
+    from orchestration.engine.autonomy import AutonomyPolicy
+    from orchestration.models import AutonomyEvidence
+    from orchestration.services.autonomy import reassess_category
+    from orchestration.workflows.support_desk import CONFIG
+
+    policy = AutonomyPolicy.from_config(CONFIG)
+    for category in ("billing", "account_access", "bug", "how_to", "feature_request",
+                     "cancellation"):  # fmt: skip
+        AutonomyEvidence.objects.bulk_create(
+            AutonomyEvidence(
+                workflow="support_desk",
+                category=category,
+                source="history",
+                right=True,
+                score=0.9,
+                ref=f"bench {i}",
+            )
+            for i in range(100)
+        )
+        reassess_category(category=category, policy=policy)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -339,12 +362,21 @@ def main() -> None:
     parser.add_argument(
         "--throughput-only", action="store_true", help="only the support desk's throughput"
     )
+    parser.add_argument(
+        "--earned",
+        action="store_true",
+        help="every category a hard rule does not hold has earned autonomy, so that drafts the "
+        "decider recommends go out alone (a new desk is in shadow mode: every ticket stops at "
+        "a person)",
+    )
     args = parser.parse_args()
     prepare_database()
     import django
 
     django.setup()
     ensure_support_desk()
+    if args.earned:
+        earn_everywhere()
     rounds = {
         k: []
         for k in (
@@ -381,6 +413,7 @@ def main() -> None:
         "tickets_per_second_2_workers": round(two_workers, 1),
         "median_ms_per_agent": per_agent,
         "tickets": args.tickets,
+        "earned": args.earned,
     }
     if args.throughput_only:
         print(json.dumps(throughput, indent=2))
