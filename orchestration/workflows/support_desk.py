@@ -70,7 +70,7 @@ CONFIG: dict[str, Any] = {
         "wrong_tolerance": 0.05,
         "min_evidence": 30,
         # On the shipped history's cross-fitted replay, the starting estimate's drafts at 70%
-        # or more were all right (8 of 8), and 53% of those at 60% or more.
+        # or more were all right (5 of 5), and 53% of those at 60% or more.
         "send_threshold": 0.7,
         "sample_share": 0.1,
         "recent_sample_share": 0.5,

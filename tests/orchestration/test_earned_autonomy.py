@@ -243,3 +243,25 @@ def test_a_re_asked_draft_that_cites_what_it_was_given_is_accepted(run_ticket, m
     draft = run.state["draft"]
     assert len(asked) == 2
     assert draft["citations"] and set(draft["citations"]) <= set(draft["sources"])
+
+
+@pytest.mark.parametrize(
+    ("autonomy", "field"),
+    [
+        ({"target_precision": "95%"}, "autonomy.target_precision"),
+        ({"sample_share": 2}, "autonomy.sample_share"),
+    ],
+)
+def test_a_workflow_config_with_a_malformed_target_or_share_is_refused_and_nothing_stored(
+    db, autonomy, field
+):
+    from orchestration.engine.autonomy import InvalidAutonomyConfig
+    from orchestration.models import Workflow
+    from orchestration.services.workflows import ensure_workflow_version
+    from orchestration.workflows import support_desk
+
+    config = {**support_desk.CONFIG, "autonomy": {**support_desk.CONFIG["autonomy"], **autonomy}}
+    with pytest.raises(InvalidAutonomyConfig) as refused:
+        ensure_workflow_version(definition=support_desk.DEFINITION, config=config)
+    assert refused.value.field == field and field in str(refused.value)
+    assert not Workflow.objects.exists()
