@@ -8,21 +8,19 @@ asks, and the instruction detector's score. A logistic regression over these, ca
 trained first from the shipped tickets' resolutions (learning.decider_training) and later
 from people's decisions (sent unchanged, or edited, rejected, escalated)."""
 
-import io
 import math
-import pickle
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import sklearn
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+from orchestration.agents import model_artifacts
 from orchestration.agents.retrieval import query_terms
 from orchestration.models.taxonomy import Category
 
@@ -161,32 +159,13 @@ class DeciderModel:
         return Estimate(round(score, 4), pushes[:4])
 
     def dumps(self) -> bytes:
-        buffer = io.BytesIO()
-        pickle.dump(
-            {"format": FORMAT, "sklearn": sklearn.__version__, "model": self},
-            buffer,
-            protocol=pickle.HIGHEST_PROTOCOL,
-        )
-        return buffer.getvalue()
+        return model_artifacts.dump(self, format=FORMAT)
 
     @classmethod
     def loads(cls, blob: bytes) -> "DeciderModel":
-        # Artifacts are written only by this code into this project's own database. One of
-        # the earlier threshold format is JSON, not a model.
-        if blob[:1] in (b"{", b"["):
-            raise ValueError("not a decider model artifact (thresholds of the earlier format)")
-        try:
-            payload = pickle.loads(blob)  # noqa: S301
-        except (pickle.UnpicklingError, EOFError) as problem:
-            raise ValueError(f"not a decider model artifact: {problem}") from None
-        if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-            raise ValueError("not a decider model artifact")
-        if payload["sklearn"] != sklearn.__version__:
-            raise ValueError(
-                f"the decider model was trained with scikit-learn {payload['sklearn']}, this is "
-                f"{sklearn.__version__}; run `manage.py train_decider` to retrain it"
-            )
-        model: DeciderModel = payload["model"]
+        model: DeciderModel = model_artifacts.load(
+            blob, format=FORMAT, what="decider model", retrain="manage.py train_decider"
+        )
         return model
 
 

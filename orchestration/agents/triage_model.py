@@ -1,19 +1,18 @@
 """The triage classifier: category and urgency from the ticket text, each with a calibrated
 confidence. Plain scikit-learn; the database only stores the trained artifact."""
 
-import io
-import pickle
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import sklearn
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
+
+from orchestration.agents import model_artifacts
 
 FORMAT = "switchboard-triage-1"
 
@@ -113,24 +112,11 @@ class TriageModel:
         }
 
     def dumps(self) -> bytes:
-        buffer = io.BytesIO()
-        pickle.dump(
-            {"format": FORMAT, "sklearn": sklearn.__version__, "model": self},
-            buffer,
-            protocol=pickle.HIGHEST_PROTOCOL,
-        )
-        return buffer.getvalue()
+        return model_artifacts.dump(self, format=FORMAT)
 
     @classmethod
     def loads(cls, blob: bytes) -> "TriageModel":
-        # Artifacts are written only by this code into this project's own database.
-        payload = pickle.loads(blob)  # noqa: S301
-        if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-            raise ValueError("not a triage model artifact")
-        if payload["sklearn"] != sklearn.__version__:
-            raise ValueError(
-                f"the triage model was trained with scikit-learn {payload['sklearn']}, this is "
-                f"{sklearn.__version__}; run `manage.py train_triage` to retrain it"
-            )
-        model: TriageModel = payload["model"]
+        model: TriageModel = model_artifacts.load(
+            blob, format=FORMAT, what="triage model", retrain="manage.py train_triage"
+        )
         return model
