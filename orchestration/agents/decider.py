@@ -21,7 +21,7 @@ from typing import Any
 
 from orchestration.agents.base import AgentContext, AgentResult
 from orchestration.agents.decider_model import DeciderModel, explain, features
-from orchestration.agents.instructions import detect
+from orchestration.agents.instructions import detect, normalise
 from orchestration.engine.autonomy import AutonomyPolicy
 from orchestration.learning.active import artifact, current_version
 from orchestration.models import CategoryAutonomy
@@ -32,8 +32,9 @@ AGENT = "decider"
 # Hard rules on the ticket text. A match always means "a person decides".
 POLICY_FLAGS: dict[str, re.Pattern[str]] = {
     "legal_threat": re.compile(
-        r"\b(lawyer|attorney|solicitor|legal action|sue you|lawsuit|court|chargeback|"
-        r"small claims|consumer protection)\b",
+        r"\b(lawyers?|attorneys?|solicitors?|legal (action|steps|proceedings)|su(e|ed|ing) "
+        r"(you|tallybook)|lawsuits?|courts?|chargebacks?|small claims|consumer protection|"
+        r"anwalt|rechtsanwalt|avocat|abogado)\b",
         re.I,
     ),
     # A data-protection request has legal deadlines and identity checks: a person's call.
@@ -45,7 +46,9 @@ POLICY_FLAGS: dict[str, re.Pattern[str]] = {
     ),
     # A request for money out of the customer's own words is a person's call to make.
     "money_requested": re.compile(
-        r"\b(refund|reimburse|compensat\w*|credit (me|us|my|our)|money back)\b", re.I
+        r"\b(refund\w*|reimburs\w*|compensat\w*|credit (me|us|my|our)|money back|"
+        r"rückerstattung\w*|erstatt\w*|rembours\w*|reembols\w*|devoluci\w*)",
+        re.I,
     ),
 }
 INSTRUCTIONS = "policy flag: instructions to the agents"
@@ -75,6 +78,9 @@ def hard_rule_reasons(
     """Every hard rule that sends this ticket to a person."""
     reasons: list[str] = []
     named = category.replace("_", " ")
+    # The rules read the ticket as a person reads it: no invisible characters, lookalike
+    # letters or markup to slip a word past them ("re\u200bfund", a Cyrillic "е").
+    seen = normalise(ticket_text).text
     if category in config.get("always_human_categories", []):
         reasons.append(f"{named} tickets always go to a person")
     if urgency in config.get("always_human_urgencies", []):
@@ -84,7 +90,7 @@ def hard_rule_reasons(
     if instruction_hit:
         reasons.append(INSTRUCTIONS)
     for flag, pattern in POLICY_FLAGS.items():
-        if pattern.search(ticket_text):
+        if pattern.search(seen) or pattern.search(ticket_text):
             reasons.append(f"policy flag: {flag.replace('_', ' ')}")
     return reasons
 

@@ -84,7 +84,8 @@ def features(
     covered = 0.0
     subject_terms = set(query_terms(subject))
     if top is not None and subject_terms:
-        passage_terms = set(query_terms(f"{top['title']}\n{top['passage']['text']}"))
+        passage = (top.get("passage") or {}).get("text", "")  # older runs stored none
+        passage_terms = set(query_terms(f"{top.get('title', '')}\n{passage}"))
         covered = len(subject_terms & passage_terms) / len(subject_terms)
     row = {
         "category_confidence": float(triage.get("category_confidence", 0.0)),

@@ -18,8 +18,10 @@ _AMOUNT = re.compile(
     r"(?:(?P<after>\d{1,6}(?:[.,]\d{1,2})?)\s?(?:€|eur\b|euros?\b))",
     re.I,
 )
-# "[reset-your-password#2]", or a bare "[reset-your-password]": what a reply cites.
-_CITATION = re.compile(r"\[([a-z0-9][a-z0-9-]*(?:#\d+)?)\]")
+# "[reset-your-password#2]", or a bare "[reset-your-password]": what a reply cites. Any
+# bracketed reference counts, in any case or spelling ("[Reset_Password #3]"), so that one
+# which names nothing it was given is caught, not passed over.
+_CITATION = re.compile(r"\[\s*([A-Za-z0-9][\w -]{0,118}?(?:\s*#\s*\d+)?)\s*\](?!\()")
 # A second answering passage is quoted only for a ticket that asks more than one thing, and
 # only if its article scores this close to the best one.
 SECOND_ANSWER_SHARE = 0.6

@@ -10,6 +10,7 @@ loses autonomy at once when the upper bound of its wrong rate passes the toleran
 loss only new evidence counts."""
 
 import hashlib
+import hmac
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -76,6 +77,12 @@ class AutonomyPolicy:
             if name in block:
                 values[name] = _count(name, block[name])
         policy = cls(**values)
+        if policy.wrong_tolerance + 1e-12 < 1 - policy.target_precision:
+            # Else a category that just earned autonomy would lose it on a right review.
+            raise InvalidAutonomyConfig(
+                "wrong_tolerance",
+                f"must be at least 1 - target_precision ({1 - policy.target_precision:.3g})",
+            )
         if policy.recent_sample_share < policy.sample_share:
             raise InvalidAutonomyConfig(
                 "recent_sample_share",
@@ -169,10 +176,11 @@ def review_share(policy: AutonomyPolicy, auto_sent_since_earned: int) -> float:
     return policy.sample_share
 
 
-def sampled(key: str, share: float) -> bool:
-    """Whether the reply with this key is one of the ``share`` a person reviews: a stable
-    hash, so a retried send makes the same choice and no one can pick which are reviewed."""
+def sampled(key: str, share: float, *, secret: str = "") -> bool:
+    """Whether the reply with this key is one of the ``share`` a person reviews: a keyed
+    hash, so a retried send makes the same choice and no one who lacks the secret can tell
+    which replies are reviewed."""
     if share <= 0:
         return False
-    digest = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
-    return digest / 2**64 < share
+    mac = hmac.new(secret.encode(), key.encode(), hashlib.sha256).digest()
+    return int.from_bytes(mac[:8], "big") / 2**64 < share

@@ -13,7 +13,7 @@ the operator's answer, and the decider's cross-fitted recommendation on it is ev
 its category's autonomy."""
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
 
@@ -40,6 +40,7 @@ class Replayed:
     features: dict[str, float]
     unchanged: bool  # by the ground truth
     score: float = 0.0  # the decider's estimate from a model that never saw this ticket
+    instruction_hit: bool = False
 
 
 def _folds(tickets: Sequence[dataset.LabelledTicket]) -> list[tuple[list[int], list[int]]]:
@@ -107,12 +108,13 @@ def _replay(ticket: dataset.LabelledTicket, triage: TriageModel, corpus: Corpus)
         ],
         "signals": found.signals,
     }
+    detection = detect(ticket.text)
     row = features(
         subject=ticket.subject,
         text=ticket.text,
         triage=triage_out,
         research=research_out,
-        instruction_score=detect(ticket.text).score,
+        instruction_score=detection.score,
     )
     primary = found.articles[0].slug if found.articles else ""
     return Replayed(
@@ -127,6 +129,7 @@ def _replay(ticket: dataset.LabelledTicket, triage: TriageModel, corpus: Corpus)
             primary_citation=primary,
             answer_slugs=ticket.answer_slugs,
         ),
+        instruction_hit=detection.hit,
     )
 
 
@@ -139,15 +142,7 @@ def _cross_scored(rows: list[Replayed]) -> list[Replayed]:
         )
         for i in fold:
             r = rows[i]
-            scored[i] = Replayed(
-                r.ticket,
-                r.category,
-                r.urgency,
-                r.primary,
-                r.features,
-                r.unchanged,
-                model.estimate(r.features).score,
-            )
+            scored[i] = replace(r, score=model.estimate(r.features).score)
     return [scored[i] for i in range(len(rows))]
 
 
@@ -165,7 +160,7 @@ def hard_rule_applies(row: Replayed, config: Any) -> bool:
             category=row.category,
             urgency=row.urgency,
             ticket_text=row.ticket.text,
-            instruction_hit=row.features.get("instruction_score", 0.0) >= 1.0,
+            instruction_hit=row.instruction_hit,
             citations=[row.primary] if row.primary else [],
             config=config,
         )

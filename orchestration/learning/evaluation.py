@@ -57,9 +57,20 @@ GUARDED = {
     "hard_retrieval_recall_at_3": "higher",
     "instruction_recall": "higher",
     "hard_instructions_caught": "higher",
+    # What the decider would send where autonomy is earned: on a desk in shadow mode the
+    # auto-send rates are 0 whatever the candidate, and this is what a bad one changes.
+    "would_send_wrong_rate": "lower",
+    "hard_would_send_wrong_rate": "lower",
 }
 # Guarded metrics that may never rise, whatever the admins' target: a wrong reply sent alone.
-STRICT = frozenset({"wrong_auto_send_rate", "hard_wrong_auto_send_rate"})
+STRICT = frozenset(
+    {
+        "wrong_auto_send_rate",
+        "hard_wrong_auto_send_rate",
+        "would_send_wrong_rate",
+        "hard_would_send_wrong_rate",
+    }
+)
 # Per split (the shipped test split unprefixed, the harder one as "hard_").
 SPLIT_METRICS = (
     "category_accuracy",

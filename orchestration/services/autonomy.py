@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
@@ -108,8 +109,10 @@ def add_evidence(
     run_id: int | None = None,
     decision_id: int | None = None,
     workflow: str = support_desk.NAME,
+    actor: Any = None,
 ) -> CategoryAutonomy:
-    """One would-send recommendation's outcome, and the category judged again at once."""
+    """One would-send recommendation's outcome, and the category judged again at once (a
+    change it causes is attributed to ``actor``, the person whose verdict it was)."""
     AutonomyEvidence.objects.create(
         workflow=workflow,
         category=category,
@@ -120,7 +123,7 @@ def add_evidence(
         run_id=run_id,
         decision_id=decision_id,
     )
-    return reassess_category(category=category, policy=policy, workflow=workflow)
+    return reassess_category(category=category, policy=policy, workflow=workflow, actor=actor)
 
 
 def seed_history(
@@ -144,15 +147,17 @@ def seed_history(
     return [reassess_category(category=c, policy=policy) for c in Category.values]
 
 
-def review_sampled(*, category: str, key: str, policy: AutonomyPolicy) -> bool:
+def review_sampled(
+    *, category: str, key: str, policy: AutonomyPolicy, workflow: str = support_desk.NAME
+) -> bool:
     """Whether the reply sent alone under ``key`` is one a person reviews afterwards; counts
     the category's auto-sends since it earned autonomy (the first are reviewed more)."""
-    row = autonomy_row(category)
+    row = autonomy_row(category, workflow)
     share = review_share(policy, row.auto_sent_since_earned)
     CategoryAutonomy.objects.filter(pk=row.pk).update(
         auto_sent_since_earned=F("auto_sent_since_earned") + 1
     )
-    return sampled(key, share)
+    return sampled(key, share, secret=settings.SECRET_KEY)
 
 
 def note_decision(*, decision_id: int) -> CategoryAutonomy | None:
@@ -192,6 +197,7 @@ def note_decision(*, decision_id: int) -> CategoryAutonomy | None:
         run_id=task.run_id,
         decision_id=decision.pk,
         workflow=task.run.workflow.name,
+        actor=decision.actor,
     )
 
 

@@ -117,6 +117,7 @@ def decide_task(
             task_id, actor, action, final_text, reason, expected_version, feedback
         )
         if decided is not None:
+            # The statement has committed; the evidence follows it at once.
             note_decision(decision_id=decided.pk)
             return decided
     now = timezone.now()
@@ -143,9 +144,10 @@ def decide_task(
             status=StepStatus.SUCCEEDED, output=output, finished_at=now
         )
         _decision_span(task, decision, now).save(force_insert=True)
+        # Evidence for the category's autonomy, in the same transaction as the decision.
+        note_decision(decision_id=decision.pk)
         record_event(**_decided_event(task, decision), object_id=task.pk)
         live.publish_on_commit(live.QUEUE_GROUP, "queue.changed", task_id=task.pk)
-    note_decision(decision_id=decision.pk)
     return decision
 
 

@@ -43,11 +43,14 @@ def open_quality_review(*, run_id: int) -> HumanTask | None:
     policy = AutonomyPolicy.from_config(run.workflow.config)
     if HumanTask.objects.filter(run_id=run_id, kind=TaskKind.REVIEW).exists():
         return None
-    if not review_sampled(category=category, key=f"run:{run_id}", policy=policy):
-        return None
     reply = Reply.objects.filter(run_id=run_id).order_by("pk").first()
     step = Step.objects.filter(run_id=run_id, node="send").order_by("-sequence").first()
     if reply is None or step is None:
+        return None
+    sampled = review_sampled(
+        category=category, key=f"run:{run_id}", policy=policy, workflow=run.workflow.name
+    )
+    if not sampled:
         return None
     triage = run.state.get("triage", {})
     urgency = triage.get("urgency", "normal")
@@ -127,6 +130,15 @@ def review_reply(
         if task.kind != TaskKind.REVIEW:
             raise DecisionError("This task is not a review of a reply sent alone.")
         sent = task.proposal.get("draft", "")
+        if verdict == WRONG and text == sent.strip():
+            # The box starts with the reply as sent: left as it was, it corrects nothing.
+            if not note:
+                raise DecisionError(
+                    "The reply below is the one that was sent: change it to what it should "
+                    "have been, or clear it and say in the note why none should have gone out.",
+                    field="should_have_been",
+                )
+            text = ""
         if verdict == RIGHT:
             outcome, final = DecisionOutcome.APPROVED, sent
         elif text:
@@ -150,6 +162,8 @@ def review_reply(
         )
         if not closed:
             raise TaskConflict("This reply was reviewed meanwhile; reload to see the verdict.")
+        # The verdict and its evidence (which may take autonomy away) are one transaction.
+        note_decision(decision_id=decision.pk)
         record_event(
             action="task.reviewed",
             actor=actor,
@@ -164,5 +178,4 @@ def review_reply(
             },
         )
         live.publish_on_commit(live.QUEUE_GROUP, "queue.changed", task_id=task.pk)
-    note_decision(decision_id=decision.pk)
     return decision

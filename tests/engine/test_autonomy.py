@@ -67,6 +67,8 @@ def test_sampling_is_stable_per_reply_and_takes_about_the_share():
     assert 0.08 < len(chosen) / len(keys) < 0.12
     assert chosen == [k for k in keys if sampled(k, 0.1)]
     assert not any(sampled(k, 0.0) for k in keys[:100])
+    # Keyed: without the secret no one can tell which replies are reviewed.
+    assert chosen != [k for k in keys if sampled(k, 0.1, secret="another")]
     assert all(sampled(k, 1.0) for k in keys[:100])
 
 
@@ -84,6 +86,8 @@ def test_sampling_is_stable_per_reply_and_takes_about_the_share():
         ({"min_evidence": 0}, "autonomy.min_evidence"),
         ({"min_evidence": 2.5}, "autonomy.min_evidence"),
         ({"sample_rate": 0.1}, "autonomy.sample_rate"),
+        # A tolerance below 1 - target would take autonomy away on a right review.
+        ({"target_precision": 0.9, "wrong_tolerance": 0.05}, "autonomy.wrong_tolerance"),
     ],
 )
 def test_a_malformed_autonomy_config_is_refused_with_the_field_named(block, field):

@@ -119,6 +119,10 @@ def test_forwarded_mail_is_searched_by_what_was_asked():
             "policy flag: data protection request",
         ),
         ({"ticket_text": "I want my money back"}, "policy flag: money requested"),
+        ({"ticket_text": "Please process the refunds"}, "policy flag: money requested"),
+        ({"ticket_text": "I expect a re\u200bfund today"}, "policy flag: money requested"),
+        ({"ticket_text": "I expect a r\u0435fund today"}, "policy flag: money requested"),
+        ({"ticket_text": "Our lawyers are reading this"}, "policy flag: legal threat"),
     ],
 )
 def test_these_always_go_to_a_person(overrides, expected_reason):
@@ -177,3 +181,16 @@ def test_the_starting_decider_ranks_right_drafts_above_wrong_ones_on_unseen_fold
         or len(sure) == 0
         or (sum(r.unchanged for r in sure) / len(sure) >= 0.85)
     )
+
+
+@pytest.mark.parametrize(
+    "citation", ["[Reset-Your-Password#1]", "[billing_faq]", "[how-to #9]", "[made-up-article]"]
+)
+def test_a_citation_of_anything_not_given_is_caught_however_it_is_written(citation):
+    from orchestration.agents.drafter import cited
+    from orchestration.agents.schemas import citation_problems
+
+    text = f"Hi,\n\nSee [reset-your-password#1] and {citation}.\n\nBest"
+    draft = {"citations": cited(text), "sources": ["reset-your-password#1"]}
+    problems = citation_problems(draft)
+    assert len(problems) == 1 and "is not one of the passages given" in problems[0]

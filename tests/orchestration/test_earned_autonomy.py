@@ -120,6 +120,7 @@ def test_a_wrong_review_takes_autonomy_away_at_once_and_is_audited(
     assert status_of("how_to") == AutonomyStatus.LOST
     event = AuditEvent.objects.get(action="autonomy.lost")
     assert "past the tolerance" in event.after["why"]
+    assert event.actor == alice, "the loss is the reviewer's verdict's"
     # The next logo question goes to a person again.
     again = run_ticket(**LOGO)
     again.refresh_from_db()
@@ -152,6 +153,16 @@ def test_a_wrong_verdict_needs_a_reason_and_the_reply_it_should_have_been(
     assert refused.value.field == "reason_codes"
     with pytest.raises(DecisionError) as refused:
         review_reply(task_id=review.pk, actor=alice, verdict="wrong", reason_codes=["tone"])
+    assert refused.value.field == "should_have_been"
+    # The box starts with the reply as sent: left unchanged it corrects nothing.
+    with pytest.raises(DecisionError) as refused:
+        review_reply(
+            task_id=review.pk,
+            actor=alice,
+            verdict="wrong",
+            reason_codes=["tone"],
+            should_have_been=review.proposal["draft"],
+        )
     assert refused.value.field == "should_have_been"
     review.refresh_from_db()
     assert review.status == TaskStatus.OPEN and not Decision.objects.filter(task=review).exists()
