@@ -43,6 +43,8 @@ class AgentContext:
     config: Mapping[str, Any]
     # Why the agent's previous answer was refused, when it is asked again.
     feedback: tuple[str, ...] = ()
+    # The workflow's name (its categories' autonomy is the workflow's own).
+    workflow: str = "support_desk"
 
 
 @dataclass

@@ -25,7 +25,6 @@ from orchestration.agents.instructions import detect, normalise
 from orchestration.engine.autonomy import AutonomyPolicy
 from orchestration.learning.active import artifact, current_version
 from orchestration.models import CategoryAutonomy
-from orchestration.workflows import support_desk
 
 AGENT = "decider"
 
@@ -163,7 +162,7 @@ def run(ctx: AgentContext) -> AgentResult:
         score=estimate.score if estimate else None,
         category=category,
         policy=policy,
-        earned=CategoryAutonomy.earned(category, support_desk.NAME),
+        earned=CategoryAutonomy.earned(category, ctx.workflow),
     )
     return AgentResult(
         output={

@@ -167,6 +167,7 @@ def walk(
                     ticket=ticket,
                     state=state,
                     config=workflow.config,
+                    workflow=workflow.name,
                 )
                 try:
                     if memo is not None:

@@ -121,6 +121,7 @@ def run_claimed_step(step: Step, *, claim_next: bool) -> Step | None:
         ticket=TicketView.of(run.ticket),
         state=run.state,
         config=run.workflow.config,
+        workflow=run.workflow.name,
     )
     try:
         limits = run.limits
