@@ -62,14 +62,20 @@ def open_quality_review(*, run_id: int) -> HumanTask | None:
                 kind=TaskKind.REVIEW,
                 proposal={
                     "draft": reply.body,
-                    "sent_at": reply.created_at.isoformat(),
+                    "sent_at": timezone.localtime(reply.created_at).strftime("%Y-%m-%d %H:%M"),
                     "reply_id": reply.pk,
                     "citations": run.state.get("draft", {}).get("citations", []),
                     "articles": run.state.get("research", {}).get("articles", []),
                     "category": category,
                     "urgency": urgency,
-                    "score": decided.get("score"),
-                    "why": decided.get("why", []),
+                    "category_confidence": triage.get("category_confidence"),
+                    "urgency_confidence": triage.get("urgency_confidence"),
+                    "alternatives": triage.get("alternatives", []),
+                    "reasons": [],
+                    "decider": {
+                        key: decided.get(key)
+                        for key in ("score", "send_threshold", "would_send", "why", "instructions")
+                    },
                 },
                 category=category,
                 urgency=urgency,
