@@ -52,13 +52,15 @@ class SettingsForm(forms.Form):
     )
     target_precision = forms.FloatField(
         label="Target precision (%)",
-        help_text="The decider auto-sends a category only where people approved at least this "
-        "share of its drafts unchanged (the lower confidence bound).",
+        help_text="The evaluation gate lets a candidate's edit rate rise by at most 100% minus "
+        "this. Which categories auto-send is earned autonomy, by the workflow's own target "
+        "(shown under Autonomy by category).",
         widget=forms.NumberInput(attrs={"step": "0.1", "min": "50", "max": "99.9"}),
     )
     min_evidence = forms.IntegerField(
         label="Minimum evidence",
-        help_text="Decisions a category needs before it may auto-send.",
+        help_text="Kept for earlier decider versions; earned autonomy uses the workflow's own "
+        "minimum (shown under Autonomy by category).",
         widget=forms.NumberInput(attrs={"min": "1"}),
     )
     decisions_per_cycle = forms.IntegerField(
