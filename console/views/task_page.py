@@ -71,10 +71,7 @@ def feedback_choices(task: HumanTask, form: forms.Form) -> dict[str, Any]:
     scores = {alt.get("category"): alt.get("score") for alt in proposal.get("alternatives") or []}
     categories = [c for c in dict.fromkeys([task.category, *scores, *Category.values]) if c]
     return {
-        "code_choices": [
-            {"code": code, "label": label, "checked": code in codes}
-            for code, label in settings.FEEDBACK_REASON_CODES.items()
-        ],
+        "code_choices": code_choices(codes),
         "category_chips": _chips(
             Category,
             categories,
@@ -117,16 +114,21 @@ def _chips(
     ]
 
 
+def code_choices(ticked: set[str]) -> list[dict[str, Any]]:
+    """The reason-code checkboxes of a form, each ticked as the person left it."""
+    return [
+        {"code": code, "label": label, "checked": code in ticked}
+        for code, label in settings.FEEDBACK_REASON_CODES.items()
+    ]
+
+
 def review_choices(task: HumanTask, form: forms.Form) -> dict[str, Any]:
     """The review form as the reviewer left it: the codes they ticked and the reply they
     wrote, or on a fresh form the reply as it was sent, to correct in place."""
     posted = form.data if form.is_bound else QueryDict()
     codes = set(posted.getlist("reason_codes"))
     return {
-        "code_choices": [
-            {"code": code, "label": label, "checked": code in codes}
-            for code, label in settings.FEEDBACK_REASON_CODES.items()
-        ],
+        "code_choices": code_choices(codes),
         "review_text": posted.get("should_have_been", task.proposal.get("draft", "")),
         "review_note": posted.get("note", ""),
     }

@@ -27,6 +27,7 @@ from django.db.models import Count, Max
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 
 from orchestration.agents.answer_model import AnswerModel, shipped_model
+from orchestration.agents.instructions import normalise
 from orchestration.agents.passages import Passage, article_passages
 from orchestration.models import KnowledgeArticle, Ticket
 
@@ -84,8 +85,6 @@ def query_text(subject: str, body: str) -> str:
     lookalike characters, quote markers gone: agents.instructions.normalise), without the
     headers, banners, signatures and disclaimers of forwarded mail; the subject twice, as
     it usually names the question."""
-    from orchestration.agents.instructions import normalise
-
     text = normalise(body).text
     for pattern in (_MAIL_HEADER, _MAIL_BANNER, _DISCLAIMER, _SIGNATURE):
         text = pattern.sub("\n", text)
@@ -116,8 +115,8 @@ class _LexicalIndex:
         )
         self.char_matrix = self.characters.fit_transform(documents)
 
-    def bm25_scores(self, text: str) -> np.ndarray:
-        terms = _tokens([text])[0]
+    def bm25_scores(self, terms: Sequence[str]) -> np.ndarray:
+        """BM25 of every document for a query's stemmed terms (``_tokens``)."""
         if not terms:
             return np.zeros(self.size)
         return np.asarray(self.bm25.get_scores(terms), dtype=float)
@@ -217,10 +216,14 @@ class Corpus:
             else None
         )
 
-    def precedents(self, text: str, limit: int, exclude_id: int | None) -> list[Precedent]:
+    def precedents(
+        self, text: str, limit: int, exclude_id: int | None, terms: Sequence[str] | None = None
+    ) -> list[Precedent]:
+        """The resolved tickets most like ``text``; ``terms`` are its terms, if already
+        found."""
         if self.ticket_index is None:
             return []
-        scores = self.ticket_index.bm25_scores(text)
+        scores = self.ticket_index.bm25_scores(_tokens([text])[0] if terms is None else terms)
         order = np.argsort(-scores, kind="stable")
         found: list[Precedent] = []
         best = 0.0
@@ -246,16 +249,17 @@ class Corpus:
         return found
 
     def retrieve(self, text: str, limit: int, exclude_id: int | None) -> Retrieval:
-        precedents = self.precedents(text, PRECEDENTS, exclude_id)
+        terms = _tokens([text])[0]  # once: every BM25 index below reads the same terms
+        precedents = self.precedents(text, PRECEDENTS, exclude_id, terms)
         if self.passage_index is None or self.article_index is None:
             return Retrieval([], [], precedents)
-        if not _tokens([text])[0]:  # "hi thanks": no word that says what it is about
+        if not terms:  # "hi thanks": no word that says what it is about
             return Retrieval([], [], precedents, {"bm25_top": 0.0, "unanswered": 1.0})
-        bm25 = self.passage_index.bm25_scores(text)
+        bm25 = self.passage_index.bm25_scores(terms)
         chars = self.passage_index.character_scores(text)
         passage_fit = _scaled(bm25) + _scaled(chars)
         assert self.passage_text_index is not None
-        own_words = _scaled(self.passage_text_index.bm25_scores(text)) + _scaled(
+        own_words = _scaled(self.passage_text_index.bm25_scores(terms)) + _scaled(
             self.passage_text_index.character_scores(text)
         )
         # Per article: its passage that best matches by its own words, and each signal's

@@ -217,20 +217,15 @@ class CategoryReport:
 
 
 def autonomy_report(workflow: str = support_desk.NAME) -> list[CategoryReport]:
-    reviews = dict(
-        AutonomyEvidence.objects.filter(workflow=workflow, source=AutonomyEvidence.Source.REVIEW)
-        .values("category")
-        .annotate(n=Count("id"), wrong=Count("id", filter=Q(right=False)))
-        .values_list("category", "n")
-    )
-    wrong = dict(
-        AutonomyEvidence.objects.filter(
-            workflow=workflow, source=AutonomyEvidence.Source.REVIEW, right=False
+    reviews = {
+        category: (n, bad)
+        for category, n, bad in AutonomyEvidence.objects.filter(
+            workflow=workflow, source=AutonomyEvidence.Source.REVIEW
         )
         .values("category")
-        .annotate(n=Count("id"))
-        .values_list("category", "n")
-    )
+        .annotate(n=Count("id"), wrong=Count("id", filter=Q(right=False)))
+        .values_list("category", "n", "wrong")
+    }
     sources: dict[str, dict[str, int]] = {}
     for category, source, n in (
         AutonomyEvidence.objects.filter(workflow=workflow)
@@ -241,7 +236,7 @@ def autonomy_report(workflow: str = support_desk.NAME) -> list[CategoryReport]:
         sources.setdefault(category, {})[source] = n
     reports = []
     for row in autonomy_table(workflow):
-        n, bad = reviews.get(row.category, 0), wrong.get(row.category, 0)
+        n, bad = reviews.get(row.category, (0, 0))
         low, high = wilson_interval(bad, n)
         reports.append(
             CategoryReport(

@@ -41,6 +41,7 @@ from orchestration.services.failures import (
     hold_step,
     retry_step,
 )
+from orchestration.services.reviews import open_quality_review
 from orchestration.services.runs import (
     Progress,
     RunChanged,
@@ -155,8 +156,6 @@ def run_claimed_step(step: Step, *, claim_next: bool) -> Step | None:
 def _sample_for_review(run_id: int) -> None:
     """A reply that went out alone may be sampled for a person's review afterwards. The
     reply is sent whatever happens here; a failure to open the review is logged, not fatal."""
-    from orchestration.services.reviews import open_quality_review
-
     try:
         open_quality_review(run_id=run_id)
     except Exception:
